@@ -1,0 +1,223 @@
+"""Benchmark the REER scorer on a realistic search workload against the naive way, in one process.
+
+Workload: the bundled demo pairs (real prose). Each pair gets a thinking trajectory of 300-1500 tokens assembled from
+real paragraphs; then, as in the search, a left-to-right pass: at step ``s`` every pair's segment ``s`` is rewritten
+``K`` times (K=2) and all candidates of all pairs are scored in one call (lock-step), one candidate is accepted.
+
+Modes, same model and dtype:
+- naive: per row, one full-sequence forward, log-softmax over all logits, then the scored tokens are picked;
+- scorer without prefix reuse; scorer with every option (prefix reuse across candidates and steps).
+The last line of output is one JSON object. ``--quick`` keeps a 2-core CPU run under 3 minutes.
+
+    python benchmarks/bench_scorer.py --quick
+    python benchmarks/bench_scorer.py --device cuda --dtype bf16            # on a GPU
+    python benchmarks/bench_scorer.py --device cuda --vllm                  # + vLLM prompt log-probs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import sys
+import time
+
+import torch
+
+from reer_hf.configs import ScorerConfig
+from reer_hf.data import demo_pairs
+from reer_hf.models import DEMO_MODEL, load_causal_lm, resolve_device, resolve_dtype, resolve_model
+from reer_hf.scoring import EncodedRow, Scorer
+from reer_hf.segment import segment
+
+OPENERS = ["Okay, I am given a scene to write in a very particular voice.", "Alright, the user wants a passage."]
+
+
+def build_workload(tokenizer, n_pairs: int, n_steps: int, k: int, seed: int = 0):
+    """Per step, the (query, thinking, answer) candidates of every pair; candidates differ in one segment."""
+    pairs = demo_pairs()[:n_pairs]
+    pool = [p for pair in demo_pairs() for p in segment(pair["answer"]) + [pair["query"]]]
+    n_tok = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    trajectories = []
+    for i, _ in enumerate(pairs):
+        target = 300 + (i * 397 + seed * 101) % 1200  # 300..1500 tokens
+        parts, j = [OPENERS[i % 2]], i * 7
+        while n_tok("\n\n".join(parts)) < target:
+            parts.append(pool[j % len(pool)])
+            j += 3
+        trajectories.append(parts)
+    steps = []
+    for s in range(n_steps):
+        rows = []
+        for i, pair in enumerate(pairs):
+            z = trajectories[i]
+            seg = min(s, len(z) - 1)
+            for c in range(k):
+                rewrite = pool[(i * 11 + s * 5 + c * 13) % len(pool)]
+                candidate = z[:seg] + [rewrite] + z[seg + 1 :]
+                rows.append((pair["query"], "\n\n".join(candidate), pair["answer"]))
+            # accept the first candidate on even steps, as a search would accept some and reject others
+            if s % 2 == 0:
+                trajectories[i] = z[:seg] + [pool[(i * 11 + s * 5) % len(pool)]] + z[seg + 1 :]
+        steps.append(rows)
+    return steps
+
+
+@torch.inference_mode()
+def naive_logprobs(model, rows: list[EncodedRow]) -> list[torch.Tensor]:
+    """What a user writes first: one forward per row over the whole sequence, log-softmax over every logit."""
+    out = []
+    device = next(model.parameters()).device
+    for row in rows:
+        ids = torch.tensor([row.input_ids], device=device)
+        logprobs = torch.log_softmax(model(ids).logits.float(), dim=-1)[0]
+        positions = torch.tensor(row.scored, device=device)
+        out.append(logprobs[positions - 1, ids[0, positions]].cpu())
+    return out
+
+
+class NaiveBackend:
+    def __init__(self, model):
+        self.model = model
+        self.max_positions = getattr(model.config, "max_position_embeddings", None)
+
+    def __call__(self, rows):
+        return naive_logprobs(self.model, rows)
+
+
+def sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run(scorer: Scorer, steps, device) -> tuple[float, list[float]]:
+    sync(device)
+    start = time.perf_counter()
+    scores = []
+    for rows in steps:
+        results = scorer.score(*zip(*rows, strict=True))
+        scores.extend(r.score for r in results)
+    sync(device)
+    return time.perf_counter() - start, scores
+
+
+def max_diff(a: list[float], b: list[float]) -> float:
+    return max(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=DEMO_MODEL, help="scorer model (default: the built-in demo model)")
+    parser.add_argument("--random_weights", action="store_true", help="init the model's config randomly (timing)")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--token_budget", type=int, default=ScorerConfig.scorer_token_budget)
+    parser.add_argument("--quick", action="store_true", help="4 pairs x 3 steps: under 3 minutes on 2 CPU cores")
+    parser.add_argument("--fp32_check_rows", type=int, default=6, help="rows re-scored in fp32 for the exactness check")
+    parser.add_argument("--vllm", action="store_true", help="also time vLLM prompt log-probs (GPU, optional)")
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one scorer step")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.pairs, args.steps = 4, 3
+
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    if args.random_weights:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        path = resolve_model(args.model)
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=dtype).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    else:
+        model, tokenizer = load_causal_lm(args.model, dtype=dtype, device=str(device))
+    steps = build_workload(tokenizer, args.pairs, args.steps, args.k)
+    config = ScorerConfig(scorer_model=args.model, scorer_token_budget=args.token_budget, scorer_max_length=None)
+    no_reuse = ScorerConfig(**{**vars(config), "scorer_prefix_reuse": False})
+    lean = Scorer(tokenizer, config, model=model)
+    plain = Scorer(tokenizer, no_reuse, model=model)
+    naive = Scorer(tokenizer, no_reuse, backend=NaiveBackend(model))
+
+    encoded = [e for rows in steps for e in lean.encode(*zip(*rows, strict=True))]
+    tokens = sum(len(e.input_ids) for e in encoded)
+    scored_tokens = sum(len(e.scored) for e in encoded)
+    lean.score(*zip(*steps[0][:2], strict=True))  # warm-up (kernels, allocator)
+
+    t_naive, s_naive = run(naive, steps, device)
+    t_plain, s_plain = run(plain, steps, device)
+    t_lean, s_lean = run(lean, steps, device)
+
+    # Exactness in fp32 on a subset: the scorer (both modes) against the naive computation.
+    model32 = model.float()
+    subset = [rows[: args.fp32_check_rows] for rows in steps[:2]]
+    _, r_naive = run(Scorer(tokenizer, no_reuse, backend=NaiveBackend(model32)), subset, device)
+    _, r_plain = run(Scorer(tokenizer, no_reuse, model=model32), subset, device)
+    _, r_lean = run(Scorer(tokenizer, config, model=model32), subset, device)
+    model.to(dtype)
+
+    result = {
+        "model": args.model + (" (random weights)" if args.random_weights else ""),
+        "dtype": str(dtype).replace("torch.", ""),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+        "rows": len(encoded),
+        "steps": args.steps,
+        "k": args.k,
+        "tokens": tokens,
+        "scored_tokens": scored_tokens,
+        "naive_s": round(t_naive, 3),
+        "scorer_no_reuse_s": round(t_plain, 3),
+        "scorer_s": round(t_lean, 3),
+        "naive_tokens_per_s": round(tokens / t_naive, 1),
+        "scorer_no_reuse_tokens_per_s": round(tokens / t_plain, 1),
+        "scorer_tokens_per_s": round(tokens / t_lean, 1),
+        "speedup": round(t_naive / t_lean, 3),
+        "lean_head_speedup": round(t_naive / t_plain, 3),
+        "prefix_reuse_speedup": round(t_plain / t_lean, 3),
+        "max_abs_score_diff_run_dtype": max(max_diff(s_naive, s_plain), max_diff(s_naive, s_lean)),
+        "max_abs_score_diff_fp32": max(max_diff(r_naive, r_plain), max_diff(r_naive, r_lean)),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if device.type == "cuda":
+        result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    if args.vllm:
+        result.update(bench_vllm(args, tokenizer, config, steps, s_lean))
+    if args.profile:
+        profile(lean, steps[-1], device)
+    print(json.dumps(result))
+    return result
+
+
+def bench_vllm(args, tokenizer, config: ScorerConfig, steps, reference: list[float]) -> dict:
+    """vLLM prompt log-probs on the same rows (needs vllm and a GPU; real weights only)."""
+    try:
+        from reer_hf.scoring import VLLMLogprobs
+
+        backend = VLLMLogprobs(
+            resolve_model(args.model), config, "bfloat16", max_model_len=None
+        )
+    except Exception as err:  # report, don't crash the benchmark: vLLM is optional
+        return {"vllm_error": f"{type(err).__name__}: {err}"[:300]}
+    scorer = Scorer(tokenizer, config, backend=backend)
+    scorer.score(*zip(*steps[0][:2], strict=True))
+    t, scores = run(scorer, steps, torch.device("cuda"))
+    tokens = sum(len(e.input_ids) for rows in steps for e in scorer.encode(*zip(*rows, strict=True)))
+    return {"vllm_s": round(t, 3), "vllm_tokens_per_s": round(tokens / t, 1), "vllm_max_abs_diff": max_diff(scores, reference)}
+
+
+def profile(scorer: Scorer, rows, device):
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        scorer.score(*zip(*rows, strict=True))
+    sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=15), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    out = main()
+    sys.exit(0 if math.isfinite(out["max_abs_score_diff_fp32"]) else 1)

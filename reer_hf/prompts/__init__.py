@@ -1,0 +1,49 @@
+"""Prompt templates (Jinja files, one per prompt and language) and the language detector that picks them.
+
+Templates live in this folder as ``<name>_<lang>.md``; a path to a file of one's own can be given instead of a name.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+PROMPTS_DIR = Path(__file__).parent
+LANGUAGES = ("en", "zh")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def detect_language(text: str, threshold: float = 0.3) -> str:
+    """``zh`` when CJK characters make up at least ``threshold`` of the letters, else ``en``."""
+    cjk = len(_CJK.findall(text))
+    latin = len(_LATIN.findall(text))
+    return "zh" if cjk and cjk / (cjk + latin / 4) >= threshold else "en"  # ~4 latin letters per word ~ 1 hanzi
+
+
+@lru_cache(maxsize=64)
+def _template(source: str) -> jinja2.Template:
+    env = jinja2.Environment(keep_trailing_newline=False, undefined=jinja2.StrictUndefined, autoescape=False)
+    return env.from_string(source)
+
+
+def template_source(name: str, lang: str = "en") -> str:
+    """The text of prompt ``name`` in ``lang``, or of the file at ``name`` when it is a path."""
+    path = Path(name)
+    if path.suffix and path.is_file():
+        return path.read_text(encoding="utf-8")
+    if lang not in LANGUAGES:
+        raise ValueError(f"Unsupported language {lang!r}; prompts exist for {LANGUAGES}")
+    file = PROMPTS_DIR / f"{name}_{lang}.md"
+    if not file.is_file():
+        available = sorted({p.stem.rsplit("_", 1)[0] for p in PROMPTS_DIR.glob("*_*.md")})
+        raise FileNotFoundError(f"No prompt {name!r} for {lang!r} in {PROMPTS_DIR}; available: {available}")
+    return file.read_text(encoding="utf-8")
+
+
+def render(name: str, lang: str = "en", **variables) -> str:
+    """Render prompt ``name`` (or a template file path) with ``variables``; missing variables raise."""
+    return _template(template_source(name, lang)).render(**variables).strip()

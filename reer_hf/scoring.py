@@ -1,0 +1,408 @@
+"""The REER score: how probable a known-good answer ``y`` is after a query ``x`` and a thinking trajectory ``z``.
+
+Definition (REER.md section 2): the scorer's chat template renders ``[system, user: inference_template(x)]`` with the
+generation prompt, then ``"<think>\\n" + z + "\\n</think>\\n<answer>\\n" + y + "\\n</answer>"`` is appended and
+teacher-forced. The tokens of ``y`` after its first segment are scored: each log-probability is clipped to
+``[-2, 0]`` and the score is ``-mean(clipped)`` (lower is better). Too-long sequences score 1000.0.
+
+Why it is built this way (the scorer is the search's hot path, up to 21 scorings per item):
+- The scored tokens are found with the tokenizer's offsets inside the tokenization of the *whole* sequence, never by
+  tokenizing pieces separately (BPE merges across piece boundaries).
+- Rows are sorted by length and packed under a padded-token budget; results come back in input order.
+- Only the scored positions go through the LM head and the log-softmax (the head over 50-150K logits is a large
+  share of a naive pass).
+- Rows with the same query and answer (the K candidates of a search step) share their common token prefix: it is run
+  once into a KV cache and every candidate continues from it (``scorer_prefix_reuse``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from reer_hf.configs import ScorerConfig
+from reer_hf.prompts import detect_language, render
+from reer_hf.segment import segment_spans
+
+STATUS_OK = "ok"
+STATUS_TOO_LONG = "too_long"
+STATUS_EMPTY_ANSWER = "empty_answer"
+STATUS_INVALID_INPUT = "invalid_input"
+STATUS_NO_SCORED_TOKENS = "no_scored_tokens"
+_TRAILING_THINK = re.compile(r"<think>\s*$")
+
+
+@dataclass
+class ScoreResult:
+    """One row's result. ``score`` is the clipped mean NLL (the search's objective), ``nll`` the unclipped one and
+    ``ppl = exp(nll)`` the perplexity of the scored answer tokens; ``exp(score)`` is the released code's "ppl"."""
+
+    score: float
+    nll: float
+    ppl: float
+    n_scored: int
+    n_tokens: int
+    status: str
+
+    def columns(self, prefix: str = "score") -> dict[str, Any]:
+        values = asdict(self)
+        return {prefix if key == "score" else f"{prefix}_{key}": value for key, value in values.items()}
+
+
+@dataclass
+class EncodedRow:
+    """A tokenized scoring sequence: ``scored`` are the positions of the tokens whose log-probs count."""
+
+    input_ids: list[int]
+    scored: list[int]
+    group: tuple | None = None
+
+
+def _rejected(status: str, n_tokens: int = 0, score: float = math.nan) -> ScoreResult:
+    return ScoreResult(score=score, nll=math.nan, ppl=math.nan, n_scored=0, n_tokens=n_tokens, status=status)
+
+
+class TransformersLogprobs:
+    """Log-probs of chosen tokens with a transformers causal LM, batched under a token budget, with prefix reuse."""
+
+    def __init__(self, model, config: ScorerConfig, pad_token_id: int = 0):
+        self.model = model
+        self.config = config
+        self.pad_token_id = pad_token_id
+        self.backbone = getattr(model, model.base_model_prefix)
+        self.lm_head = model.get_output_embeddings()
+        self.softcap = getattr(model.config, "final_logit_softcapping", None)
+        self.device = next(model.parameters()).device
+        self.forward_calls = 0  # counted for benchmarks and tests
+
+    @property
+    def max_positions(self) -> int | None:
+        return getattr(self.model.config, "max_position_embeddings", None)
+
+    @torch.inference_mode()
+    def __call__(self, rows: Sequence[EncodedRow]) -> list[torch.Tensor]:
+        out: list[torch.Tensor | None] = [None] * len(rows)
+        singles, groups = self._plan(rows)
+        for batch in self._pack_singles(rows, singles):
+            for i, lp in zip(batch, self._run_plain([rows[i] for i in batch]), strict=True):
+                out[i] = lp
+        for batch in self._pack_groups(rows, groups):
+            for members, lps in zip(batch, self._run_grouped(rows, batch), strict=True):
+                for i, lp in zip(members[1], lps, strict=True):
+                    out[i] = lp
+        return out  # type: ignore[return-value]
+
+    # ---- planning -------------------------------------------------------------------------------------------------
+    def _plan(self, rows: Sequence[EncodedRow]) -> tuple[list[int], list[tuple[int, list[int]]]]:
+        """Split rows into singles and prefix groups ``(prefix_len, member indices)``."""
+        if not self.config.scorer_prefix_reuse:
+            return list(range(len(rows))), []
+        by_key: dict[tuple, list[int]] = defaultdict(list)
+        singles: list[int] = []
+        for i, row in enumerate(rows):
+            (by_key[row.group] if row.group is not None else singles).append(i)
+        groups = []
+        for members in by_key.values():
+            if len(members) < 2:
+                singles.extend(members)
+                continue
+            prefix = _common_prefix_length([rows[i].input_ids for i in members])
+            # Keep every position whose hidden state is needed (first scored - 1) in the suffix pass.
+            prefix = min(prefix, min(rows[i].scored[0] for i in members) - 1)
+            if prefix >= self.config.scorer_min_prefix_tokens:
+                groups.append((prefix, members))
+            else:
+                singles.extend(members)
+        return sorted(singles), groups
+
+    def _pack_singles(self, rows: Sequence[EncodedRow], indices: list[int]) -> list[list[int]]:
+        order = sorted(indices, key=lambda i: len(rows[i].input_ids), reverse=True)
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and (len(batches[-1]) + 1) * len(rows[batches[-1][0]].input_ids) <= self.config.scorer_token_budget:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+
+    def _pack_groups(self, rows, groups: list[tuple[int, list[int]]]) -> list[list[tuple[int, list[int]]]]:
+        def suffix_max(group):
+            return max(len(rows[i].input_ids) for i in group[1]) - group[0]
+
+        order = sorted(groups, key=lambda g: g[0] + suffix_max(g), reverse=True)
+        batches: list[list[tuple[int, list[int]]]] = []
+        for group in order:
+            if batches:
+                trial = batches[-1] + [group]
+                cost = len(trial) * max(g[0] for g in trial) + sum(len(g[1]) for g in trial) * max(
+                    suffix_max(g) for g in trial
+                )
+                if cost <= self.config.scorer_token_budget:
+                    batches[-1].append(group)
+                    continue
+            batches.append([group])
+        return batches
+
+    # ---- computation ----------------------------------------------------------------------------------------------
+    def _padded(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for b, seq in enumerate(sequences):
+            ids[b, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[b, : len(seq)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _run_plain(self, rows: list[EncodedRow]) -> list[torch.Tensor]:
+        ids, mask = self._padded([r.input_ids for r in rows])
+        positions = torch.arange(ids.shape[1], device=self.device).unsqueeze(0).expand_as(ids)
+        hidden = self.backbone(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+        self.forward_calls += 1
+        starts = [0] * len(rows)
+        return self._gather_logprobs(hidden.last_hidden_state, rows, starts)
+
+    def _run_grouped(self, rows: Sequence[EncodedRow], batch: list[tuple[int, list[int]]]) -> list[list[torch.Tensor]]:
+        from transformers import DynamicCache
+
+        prefixes = [rows[members[0]].input_ids[:length] for length, members in batch]
+        prefix_ids, prefix_mask = self._padded(prefixes)
+        cache = DynamicCache(config=self.model.config)
+        positions = torch.arange(prefix_ids.shape[1], device=self.device).unsqueeze(0).expand_as(prefix_ids)
+        self.backbone(
+            input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, past_key_values=cache, use_cache=True
+        )
+        member_rows, owner, starts = [], [], []
+        for g, (length, members) in enumerate(batch):
+            for i in members:
+                member_rows.append(rows[i])
+                owner.append(g)
+                starts.append(length)
+        owner_t = torch.tensor(owner, device=self.device)
+        cache.batch_select_indices(owner_t)
+        suffix_ids, suffix_mask = self._padded([r.input_ids[s:] for r, s in zip(member_rows, starts, strict=True)])
+        mask = torch.cat([prefix_mask[owner_t], suffix_mask], dim=1)
+        offsets = torch.tensor(starts, device=self.device).unsqueeze(1)
+        positions = offsets + torch.arange(suffix_ids.shape[1], device=self.device).unsqueeze(0)
+        hidden = self.backbone(
+            input_ids=suffix_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        )
+        self.forward_calls += 2
+        flat = self._gather_logprobs(hidden.last_hidden_state, member_rows, starts)
+        out, k = [], 0
+        for _, members in batch:
+            out.append(flat[k : k + len(members)])
+            k += len(members)
+        return out
+
+    def _gather_logprobs(self, hidden: torch.Tensor, rows: list[EncodedRow], starts: list[int]) -> list[torch.Tensor]:
+        """Log-probs of each row's scored tokens; ``hidden[b, j]`` is the state of absolute position ``starts[b] + j``.
+
+        The state at position ``t - 1`` predicts token ``t``; only those states go through the LM head.
+        """
+        b_idx, p_idx, targets, counts = [], [], [], []
+        for b, (row, start) in enumerate(zip(rows, starts, strict=True)):
+            b_idx.extend([b] * len(row.scored))
+            p_idx.extend(t - 1 - start for t in row.scored)
+            targets.extend(row.input_ids[t] for t in row.scored)
+            counts.append(len(row.scored))
+        states = hidden[torch.tensor(b_idx, device=self.device), torch.tensor(p_idx, device=self.device)]
+        targets_t = torch.tensor(targets, device=self.device)
+        chunks = []
+        step = self.config.scorer_logits_chunk
+        for lo in range(0, states.shape[0], step):
+            logits = self.lm_head(states[lo : lo + step]).float()
+            if self.softcap:
+                logits = torch.tanh(logits / self.softcap) * self.softcap
+            chosen = logits.gather(1, targets_t[lo : lo + step, None]).squeeze(1)
+            chunks.append(chosen - torch.logsumexp(logits, dim=-1))
+        flat = torch.cat(chunks).cpu() if chunks else torch.empty(0)
+        return list(torch.split(flat, counts))
+
+
+class VLLMLogprobs:
+    """Prompt log-probs from a vLLM offline engine (optional; imported only when used)."""
+
+    def __init__(self, model_path: str, config: ScorerConfig, dtype: str = "auto", max_model_len: int | None = None):
+        try:
+            from vllm import LLM
+        except ImportError as err:  # pragma: no cover - depends on the optional extra
+            raise ImportError("scorer_backend='vllm' needs vLLM: pip install 'reer-hf[vllm]' (GPU only)") from err
+        kwargs = {"dtype": "bfloat16" if dtype == "auto" else dtype, **(config.scorer_vllm_kwargs or {})}
+        if max_model_len:
+            kwargs.setdefault("max_model_len", max_model_len)
+        self.llm = LLM(model=model_path, **kwargs)
+        self.max_positions = max_model_len
+        self.forward_calls = 0
+
+    def __call__(self, rows: Sequence[EncodedRow]) -> list[torch.Tensor]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=r.input_ids) for r in rows], params, use_tqdm=False)
+        self.forward_calls += 1
+        result = []
+        for row, output in zip(rows, outputs, strict=True):
+            logprobs = output.prompt_logprobs
+            result.append(torch.tensor([logprobs[t][row.input_ids[t]].logprob for t in row.scored], dtype=torch.float32))
+        return result
+
+
+class Scorer:
+    """Scores (query, thinking, answer) rows with the REER score; see the module docstring for the definition."""
+
+    def __init__(self, tokenizer, config: ScorerConfig | None = None, model=None, backend=None):
+        self.config = config or ScorerConfig()
+        self.tokenizer = tokenizer
+        if backend is None:
+            if model is None:
+                raise ValueError("Scorer needs a model or a backend")
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            backend = TransformersLogprobs(model, self.config, pad_token_id=pad)
+        self.backend = backend
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("The scorer needs a fast tokenizer (offset mappings locate the answer tokens)")
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(
+                "The scorer's tokenizer has no chat template; the scoring context is rendered with it. Set one, e.g. "
+                "reer_hf/templates/chatml.jinja."
+            )
+        limits = [n for n in (self.config.scorer_max_length, getattr(backend, "max_positions", None)) if n]
+        self.max_length = min(limits) if limits else None
+        self._contexts: dict[tuple[str, str], str] = {}
+
+    @classmethod
+    def from_config(cls, config: ScorerConfig) -> Scorer:
+        """Load the scorer model named by the config with its backend."""
+        from reer_hf.models import load_causal_lm, load_tokenizer, resolve_model
+
+        if config.scorer_backend == "vllm":
+            tokenizer = load_tokenizer(config.scorer_model)
+            backend = VLLMLogprobs(resolve_model(config.scorer_model), config, config.scorer_dtype, config.scorer_max_length)
+            return cls(tokenizer, config, backend=backend)
+        model, tokenizer = load_causal_lm(
+            config.scorer_model,
+            dtype=config.scorer_dtype,
+            device=config.scorer_device,
+            attn_implementation=config.scorer_attn_implementation,
+        )
+        return cls(tokenizer, config, model=model)
+
+    # ---- building the scored sequence -----------------------------------------------------------------------------
+    def context(self, query: str) -> str:
+        """The rendered scoring context for ``query`` (cached: the K candidates of a step share it)."""
+        lang = detect_language(query)
+        key = (query, lang)
+        if key not in self._contexts:
+            messages = []
+            if self.config.scorer_system_prompt:
+                messages.append({"role": "system", "content": self.config.scorer_system_prompt})
+            messages.append({"role": "user", "content": render(self.config.scorer_inference_template, lang, query=query)})
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            if len(self._contexts) > 4096:
+                self._contexts.clear()
+            self._contexts[key] = _TRAILING_THINK.sub("", text)
+        return self._contexts[key]
+
+    def build(self, query: str, thinking: str, answer: str) -> tuple[str, int, int]:
+        """The full text and the character span ``[start, end)`` of the scored part of the answer."""
+        head = self.context(query) + self.config.scorer_thinking_format.replace("{thinking}", thinking)
+        spans = segment_spans(answer, self.config.scorer_segment_min_chars)
+        # A single-segment answer has nothing after its first segment: then the whole answer is scored.
+        if self.config.scorer_first_segment_context and len(spans) >= 2:
+            start = spans[1][0]
+        else:
+            start = len(answer) - len(answer.lstrip())
+        return head + answer + self.config.scorer_answer_suffix, len(head) + start, len(head) + len(answer)
+
+    def encode(self, queries, thinkings, answers) -> list[EncodedRow | ScoreResult]:
+        """Tokenize every valid row (one batched tokenizer call); invalid rows become rejected results."""
+        out: list[EncodedRow | ScoreResult | None] = [None] * len(queries)
+        texts, spans, keys, where = [], [], [], []
+        for i, (query, thinking, answer) in enumerate(zip(queries, thinkings, answers, strict=True)):
+            thinking = "" if thinking is None else thinking
+            if not all(isinstance(v, str) for v in (query, thinking, answer)):
+                out[i] = _rejected(STATUS_INVALID_INPUT)
+            elif not answer.strip():
+                out[i] = _rejected(STATUS_EMPTY_ANSWER)
+            else:
+                text, lo, hi = self.build(query, thinking, answer)
+                texts.append(text)
+                spans.append((lo, hi))
+                keys.append((query, answer))
+                where.append(i)
+        if texts:
+            encoded = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+            for k, i in enumerate(where):
+                ids, offsets = encoded["input_ids"][k], encoded["offset_mapping"][k]
+                lo, hi = spans[k]
+                if self.max_length is not None and len(ids) > self.max_length:
+                    out[i] = _rejected(STATUS_TOO_LONG, len(ids), self.config.scorer_too_long_score)
+                    continue
+                scored = [t for t, (start, _) in enumerate(offsets) if lo <= start < hi and t > 0]
+                if not scored:
+                    out[i] = _rejected(STATUS_NO_SCORED_TOKENS, len(ids))
+                    continue
+                out[i] = EncodedRow(input_ids=ids, scored=scored, group=keys[k])
+        return out  # type: ignore[return-value]
+
+    # ---- scoring --------------------------------------------------------------------------------------------------
+    def reduce(self, logprobs: torch.Tensor, n_tokens: int) -> ScoreResult:
+        """Turn a row's scored-token log-probs into its result (clip, means, perplexity)."""
+        lp = logprobs.double()
+        nll = float(-lp.mean())
+        if self.config.scorer_clip:
+            lp = lp.clamp(self.config.scorer_clip_min, self.config.scorer_clip_max)
+        score = float(-lp.mean())
+        return ScoreResult(
+            score=score, nll=nll, ppl=math.exp(min(nll, 700.0)), n_scored=len(logprobs), n_tokens=n_tokens, status=STATUS_OK
+        )
+
+    def score(self, queries: Sequence, thinkings: Sequence | None, answers: Sequence) -> list[ScoreResult]:
+        """Score rows given as parallel lists (``thinkings`` may be None: no thinking); results in input order."""
+        thinkings = [""] * len(queries) if thinkings is None else thinkings
+        encoded = self.encode(queries, thinkings, answers)
+        todo = [i for i, e in enumerate(encoded) if isinstance(e, EncodedRow)]
+        results: list[ScoreResult] = [e if isinstance(e, ScoreResult) else None for e in encoded]  # type: ignore
+        if todo:
+            logprobs = self.backend([encoded[i] for i in todo])
+            for i, lp in zip(todo, logprobs, strict=True):
+                results[i] = self.reduce(lp, len(encoded[i].input_ids))
+        return results
+
+    def score_batch(
+        self,
+        batch: dict[str, list],
+        query_column: str = "query",
+        thinking_column: str | None = "thinking",
+        answer_column: str = "answer",
+        prefix: str = "score",
+    ) -> dict[str, list]:
+        """``dataset.map(scorer.score_batch, batched=True)``: adds ``score``, ``score_nll``, ``score_ppl``,
+        ``score_n_scored``, ``score_n_tokens`` and ``score_status`` (names follow ``prefix``)."""
+        if query_column not in batch or answer_column not in batch:
+            raise KeyError(f"Columns {query_column!r} and {answer_column!r} are needed; found {sorted(batch)}")
+        thinkings = batch[thinking_column] if thinking_column and thinking_column in batch else None
+        results = self.score(batch[query_column], thinkings, batch[answer_column])
+        columns: dict[str, list] = defaultdict(list)
+        for result in results:
+            for key, value in result.columns(prefix).items():
+                columns[key].append(value)
+        return dict(columns)
+
+
+def _common_prefix_length(sequences: list[list[int]]) -> int:
+    first = sequences[0]
+    length = min(len(s) for s in sequences)
+    for s in sequences[1:]:
+        k = 0
+        while k < length and s[k] == first[k]:
+            k += 1
+        length = k
+    return length

@@ -1,0 +1,32 @@
+"""Prompt templates and language detection."""
+
+import pytest
+
+from reer_hf.prompts import detect_language, render
+
+
+def test_language_detection():
+    assert detect_language("写一首关于秋天的诗") == "zh"
+    assert detect_language("Write a poem about autumn.") == "en"
+    assert detect_language("请把这段 English text 改写得更正式一些，谢谢") == "zh"
+    assert detect_language("Explain the word 秋 in a sentence about autumn leaves.") == "en"
+
+
+def test_inference_template_shows_the_query_only(tmp_path):
+    text = render("inference", "en", query="Write a {story} about <tags> & braces")
+    assert text.endswith("Write a {story} about <tags> & braces")
+    assert "<think>" in text and "first-person" in text
+    zh = render("inference", "zh", query="写一个故事")
+    assert zh.endswith("写一个故事") and "第一人称" in zh
+    own = tmp_path / "mine.md"
+    own.write_text("Q: {{ query }}")
+    assert render(str(own), "en", query="x") == "Q: x"
+
+
+def test_errors_are_clear():
+    with pytest.raises(FileNotFoundError, match="available"):
+        render("no_such_prompt", "en", query="x")
+    with pytest.raises(ValueError, match="Unsupported language"):
+        render("inference", "fr", query="x")
+    with pytest.raises(Exception, match="query"):
+        render("inference", "en")
