@@ -2,7 +2,8 @@
 
 Workload: the bundled demo pairs (real prose). Each pair gets a thinking trajectory of 300-1500 tokens assembled from
 real paragraphs; then, as in the search, a left-to-right pass: at step ``s`` every pair's segment ``s`` is rewritten
-``K`` times (K=2) and all candidates of all pairs are scored in one call (lock-step), one candidate is accepted.
+``K`` times (K=2, over the first 10 segments) and all candidates of all pairs are scored in one call
+(lock-step); one candidate is accepted.
 
 Modes, same model and dtype:
 - naive: per row, one full-sequence forward, log-softmax over all logits, then the scored tokens are picked;
@@ -34,8 +35,12 @@ from reer_hf.segment import segment
 OPENERS = ["Okay, I am given a scene to write in a very particular voice.", "Alright, the user wants a passage."]
 
 
-def build_workload(tokenizer, n_pairs: int, n_steps: int, k: int, seed: int = 0):
-    """Per step, the (query, thinking, answer) candidates of every pair; candidates differ in one segment."""
+def build_workload(tokenizer, n_pairs: int, max_step: int, k: int, seed: int = 0):
+    """The scoring calls of a lock-step search pass: per step, the K candidates of every still-active pair.
+
+    Each pair gets a trajectory of 300-1500 tokens made of real paragraphs; step ``s`` rewrites segment ``s`` (a pass
+    over the first ``max_step`` segments, as in the paper); one candidate is accepted on even steps.
+    """
     pairs = demo_pairs()[:n_pairs]
     pool = [p for pair in demo_pairs() for p in segment(pair["answer"]) + [pair["query"]]]
     n_tok = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
@@ -48,19 +53,19 @@ def build_workload(tokenizer, n_pairs: int, n_steps: int, k: int, seed: int = 0)
             j += 3
         trajectories.append(parts)
     steps = []
-    for s in range(n_steps):
+    for s in range(max_step):
         rows = []
         for i, pair in enumerate(pairs):
             z = trajectories[i]
-            seg = min(s, len(z) - 1)
+            if s >= len(z):
+                continue  # this pair's pass is over
             for c in range(k):
                 rewrite = pool[(i * 11 + s * 5 + c * 13) % len(pool)]
-                candidate = z[:seg] + [rewrite] + z[seg + 1 :]
-                rows.append((pair["query"], "\n\n".join(candidate), pair["answer"]))
-            # accept the first candidate on even steps, as a search would accept some and reject others
+                rows.append((pair["query"], "\n\n".join(z[:s] + [rewrite] + z[s + 1 :]), pair["answer"]))
             if s % 2 == 0:
-                trajectories[i] = z[:seg] + [pool[(i * 11 + s * 5) % len(pool)]] + z[seg + 1 :]
-        steps.append(rows)
+                z[s] = pool[(i * 11 + s * 5) % len(pool)]
+        if rows:
+            steps.append(rows)
     return steps
 
 
@@ -92,14 +97,24 @@ def sync(device: torch.device):
 
 
 def run(scorer: Scorer, steps, device) -> tuple[float, list[float]]:
-    sync(device)
-    start = time.perf_counter()
-    scores = []
-    for rows in steps:
-        results = scorer.score(*zip(*rows, strict=True))
-        scores.extend(r.score for r in results)
-    sync(device)
-    return time.perf_counter() - start, scores
+    times, scores = run_interleaved({"one": scorer}, steps, device)
+    return times["one"], scores["one"]
+
+
+def run_interleaved(scorers: dict[str, Scorer], steps, device) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Every step is scored by every mode, in a rotating order, so that machine noise falls on all modes alike."""
+    times = dict.fromkeys(scorers, 0.0)
+    scores: dict[str, list[float]] = {name: [] for name in scorers}
+    names = list(scorers)
+    for s, rows in enumerate(steps):
+        for name in names[s % len(names) :] + names[: s % len(names)]:
+            sync(device)
+            start = time.perf_counter()
+            results = scorers[name].score(*zip(*rows, strict=True))
+            sync(device)
+            times[name] += time.perf_counter() - start
+            scores[name].extend(r.score for r in results)
+    return times, scores
 
 
 def max_diff(a: list[float], b: list[float]) -> float:
@@ -113,16 +128,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--pairs", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--max_step", type=int, default=10, help="segments rewritten per pass (paper: 10)")
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--token_budget", type=int, default=ScorerConfig.scorer_token_budget)
-    parser.add_argument("--quick", action="store_true", help="4 pairs x 3 steps: under 3 minutes on 2 CPU cores")
-    parser.add_argument("--fp32_check_rows", type=int, default=6, help="rows re-scored in fp32 for the exactness check")
+    parser.add_argument("--quick", action="store_true", help="3 pairs: under 3 minutes on 2 CPU cores")
+    parser.add_argument(
+        "--fp32_check_rows", type=int, default=6, help="rows re-scored in fp32 for the exactness check"
+    )
     parser.add_argument("--vllm", action="store_true", help="also time vLLM prompt log-probs (GPU, optional)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one scorer step")
     args = parser.parse_args(argv)
     if args.quick:
-        args.pairs, args.steps = 4, 3
+        args.pairs = 3
 
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
@@ -135,7 +152,7 @@ def main(argv=None) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(path)
     else:
         model, tokenizer = load_causal_lm(args.model, dtype=dtype, device=str(device))
-    steps = build_workload(tokenizer, args.pairs, args.steps, args.k)
+    steps = build_workload(tokenizer, args.pairs, args.max_step, args.k)
     config = ScorerConfig(scorer_model=args.model, scorer_token_budget=args.token_budget, scorer_max_length=None)
     no_reuse = ScorerConfig(**{**vars(config), "scorer_prefix_reuse": False})
     lean = Scorer(tokenizer, config, model=model)
@@ -147,9 +164,8 @@ def main(argv=None) -> dict:
     scored_tokens = sum(len(e.scored) for e in encoded)
     lean.score(*zip(*steps[0][:2], strict=True))  # warm-up (kernels, allocator)
 
-    t_naive, s_naive = run(naive, steps, device)
-    t_plain, s_plain = run(plain, steps, device)
-    t_lean, s_lean = run(lean, steps, device)
+    times, scores = run_interleaved({"naive": naive, "plain": plain, "lean": lean}, steps, device)
+    (t_naive, t_plain, t_lean), (s_naive, s_plain, s_lean) = times.values(), scores.values()
 
     # Exactness in fp32 on a subset: the scorer (both modes) against the naive computation.
     model32 = model.float()
@@ -164,7 +180,7 @@ def main(argv=None) -> dict:
         "dtype": str(dtype).replace("torch.", ""),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
         "rows": len(encoded),
-        "steps": args.steps,
+        "steps": len(steps),
         "k": args.k,
         "tokens": tokens,
         "scored_tokens": scored_tokens,
@@ -196,20 +212,23 @@ def bench_vllm(args, tokenizer, config: ScorerConfig, steps, reference: list[flo
     try:
         from reer_hf.scoring import VLLMLogprobs
 
-        backend = VLLMLogprobs(
-            resolve_model(args.model), config, "bfloat16", max_model_len=None
-        )
+        backend = VLLMLogprobs(resolve_model(args.model), config, "bfloat16", max_model_len=None)
     except Exception as err:  # report, don't crash the benchmark: vLLM is optional
         return {"vllm_error": f"{type(err).__name__}: {err}"[:300]}
     scorer = Scorer(tokenizer, config, backend=backend)
     scorer.score(*zip(*steps[0][:2], strict=True))
     t, scores = run(scorer, steps, torch.device("cuda"))
     tokens = sum(len(e.input_ids) for rows in steps for e in scorer.encode(*zip(*rows, strict=True)))
-    return {"vllm_s": round(t, 3), "vllm_tokens_per_s": round(tokens / t, 1), "vllm_max_abs_diff": max_diff(scores, reference)}
+    return {
+        "vllm_s": round(t, 3),
+        "vllm_tokens_per_s": round(tokens / t, 1),
+        "vllm_max_abs_diff": max_diff(scores, reference),
+    }
 
 
 def profile(scorer: Scorer, rows, device):
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with torch_profile(activities=activities) as prof:

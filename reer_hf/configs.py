@@ -43,6 +43,20 @@ class ScorerConfig:
         default=16384,
         metadata={"help": "Padded tokens per forward pass; rows are sorted by length and packed under it."},
     )
+    scorer_fast_attention: bool = field(
+        default=True,
+        metadata={
+            "help": "Mask-free causal attention for right-padded and cached passes (reer_hf/attention.py), where the "
+            "architecture allows; else the model's own attention with masks."
+        },
+    )
+    scorer_pad_batches: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Batch rows of different lengths with right padding. None: on GPUs only (on CPUs a batch is no "
+            "faster than its rows one by one, so padding there is pure waste)."
+        },
+    )
     scorer_logits_chunk: int = field(
         default=2048, metadata={"help": "Scored positions per LM-head chunk (bounds the logits memory)."}
     )
@@ -74,6 +88,14 @@ class ScorerConfig:
     scorer_min_prefix_tokens: int = field(
         default=16, metadata={"help": "Shortest shared prefix worth a KV-cache pass of its own."}
     )
+    scorer_carry_prefixes: int = field(
+        default=32,
+        metadata={
+            "help": "Keep the prefix KV cache of this many (query, answer) groups between calls, so the next search "
+            "step computes only what its prefix adds (least recently used dropped first; 0: off). Memory: groups x "
+            "prefix tokens x KV bytes per token (about 150 KB per token for Qwen3-8B in bf16)."
+        },
+    )
     scorer_vllm_kwargs: dict | None = field(
         default=None, metadata={"help": "Extra vllm.LLM(...) arguments for the vllm backend (gpu_memory_utilization)."}
     )
@@ -87,6 +109,8 @@ class ScorerConfig:
             raise ValueError(f"scorer_clip_min ({self.scorer_clip_min}) > scorer_clip_max ({self.scorer_clip_max})")
         if self.scorer_token_budget < 1 or self.scorer_logits_chunk < 1:
             raise ValueError("scorer_token_budget and scorer_logits_chunk must be positive")
+        if self.scorer_carry_prefixes < 0:
+            raise ValueError("scorer_carry_prefixes must be >= 0")
         if self.scorer_max_length is not None and self.scorer_max_length < 1:
             raise ValueError("scorer_max_length must be positive or None")
 

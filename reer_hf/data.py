@@ -70,6 +70,7 @@ def load_pairs(
     else:
         shape = next((s for s in _PAIR_SHAPES if set(s) <= set(columns)), None)
     if shape is None and "messages" in columns:
+
         def from_messages(row):
             turns = row["messages"] or []
             users = [m["content"] for m in turns if m.get("role") == "user"]

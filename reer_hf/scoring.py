@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
+from reer_hf import attention
 from reer_hf.configs import ScorerConfig
 from reer_hf.prompts import detect_language, render
 from reer_hf.segment import segment_spans
@@ -69,7 +70,13 @@ def _rejected(status: str, n_tokens: int = 0, score: float = math.nan) -> ScoreR
 
 
 class TransformersLogprobs:
-    """Log-probs of chosen tokens with a transformers causal LM, batched under a token budget, with prefix reuse."""
+    """Log-probs of chosen tokens with a transformers causal LM: budgeted batches, prefix reuse, carried prefixes.
+
+    Rows of one (query, answer) group run their common token prefix once into a KV cache and continue from it. With
+    ``scorer_carry_prefixes`` that cache outlives the call: the next search step's prefix (the same context plus one
+    more accepted segment) only computes the tokens it adds. Cached keys/values are those of the very same tokens at
+    the same positions, so the scores do not change (up to floating-point batch effects).
+    """
 
     def __init__(self, model, config: ScorerConfig, pad_token_id: int = 0):
         self.model = model
@@ -79,24 +86,35 @@ class TransformersLogprobs:
         self.lm_head = model.get_output_embeddings()
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
         self.device = next(model.parameters()).device
-        self.forward_calls = 0  # counted for benchmarks and tests
+        self.fast_attention = config.scorer_fast_attention and attention.supports(model.config)
+        # On CPUs a batch is no faster than its rows one by one, so padding is pure waste there.
+        pad = config.scorer_pad_batches
+        self.pad_batches = self.device.type == "cuda" if pad is None else pad
+        self._carried: OrderedDict[tuple, tuple[list[int], Any]] = OrderedDict()
+        self.stats: Counter = Counter()  # forward calls and tokens, for benchmarks and tests
 
     @property
     def max_positions(self) -> int | None:
         return getattr(self.model.config, "max_position_embeddings", None)
 
-    @torch.inference_mode()
     def __call__(self, rows: Sequence[EncodedRow]) -> list[torch.Tensor]:
+        with torch.inference_mode(), attention.using(self.model, self.fast_attention):
+            return self._logprobs(rows)
+
+    def _logprobs(self, rows: Sequence[EncodedRow]) -> list[torch.Tensor]:
         out: list[torch.Tensor | None] = [None] * len(rows)
         singles, groups = self._plan(rows)
         for batch in self._pack_singles(rows, singles):
             for i, lp in zip(batch, self._run_plain([rows[i] for i in batch]), strict=True):
                 out[i] = lp
-        for batch in self._pack_groups(rows, groups):
-            for members, lps in zip(batch, self._run_grouped(rows, batch), strict=True):
-                for i, lp in zip(members[1], lps, strict=True):
-                    out[i] = lp
+        for prefix, members in groups:
+            for i, lp in zip(members, self._run_group(rows, prefix, members), strict=True):
+                out[i] = lp
         return out  # type: ignore[return-value]
+
+    def reset(self) -> None:
+        """Forget the carried prefix caches (the search calls this when it moves to new rows)."""
+        self._carried.clear()
 
     # ---- planning -------------------------------------------------------------------------------------------------
     def _plan(self, rows: Sequence[EncodedRow]) -> tuple[list[int], list[tuple[int, list[int]]]]:
@@ -108,8 +126,8 @@ class TransformersLogprobs:
         for i, row in enumerate(rows):
             (by_key[row.group] if row.group is not None else singles).append(i)
         groups = []
-        for members in by_key.values():
-            if len(members) < 2:
+        for key, members in by_key.items():
+            if len(members) < 2 and key not in self._carried:
                 singles.extend(members)
                 continue
             prefix = _common_prefix_length([rows[i].input_ids for i in members])
@@ -123,33 +141,31 @@ class TransformersLogprobs:
 
     def _pack_singles(self, rows: Sequence[EncodedRow], indices: list[int]) -> list[list[int]]:
         order = sorted(indices, key=lambda i: len(rows[i].input_ids), reverse=True)
+        budget = self.config.scorer_token_budget
         batches: list[list[int]] = []
         for i in order:
-            if batches and (len(batches[-1]) + 1) * len(rows[batches[-1][0]].input_ids) <= self.config.scorer_token_budget:
-                batches[-1].append(i)
+            last = batches[-1] if batches else None
+            width = len(rows[last[0]].input_ids) if last else 0
+            fits = last and (len(last) + 1) * width <= budget
+            if fits and (self.pad_batches or len(rows[i].input_ids) == width):
+                last.append(i)
             else:
                 batches.append([i])
         return batches
 
-    def _pack_groups(self, rows, groups: list[tuple[int, list[int]]]) -> list[list[tuple[int, list[int]]]]:
-        def suffix_max(group):
-            return max(len(rows[i].input_ids) for i in group[1]) - group[0]
-
-        order = sorted(groups, key=lambda g: g[0] + suffix_max(g), reverse=True)
-        batches: list[list[tuple[int, list[int]]]] = []
-        for group in order:
-            if batches:
-                trial = batches[-1] + [group]
-                cost = len(trial) * max(g[0] for g in trial) + sum(len(g[1]) for g in trial) * max(
-                    suffix_max(g) for g in trial
-                )
-                if cost <= self.config.scorer_token_budget:
-                    batches[-1].append(group)
-                    continue
-            batches.append([group])
-        return batches
-
     # ---- computation ----------------------------------------------------------------------------------------------
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor, cache=None):
+        self.stats["forward_calls"] += 1
+        self.stats["forward_tokens"] += int(ids.numel() if mask is None else mask[:, -ids.shape[1] :].sum())
+        out = self.backbone(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=cache is not None,
+        )
+        return out.last_hidden_state
+
     def _padded(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in sequences)
         ids = torch.full((len(sequences), width), self.pad_token_id, dtype=torch.long)
@@ -159,46 +175,72 @@ class TransformersLogprobs:
             mask[b, : len(seq)] = 1
         return ids.to(self.device), mask.to(self.device)
 
+    def _positions(self, start: int | torch.Tensor, length: int) -> torch.Tensor:
+        offsets = start if isinstance(start, torch.Tensor) else torch.tensor([[start]], device=self.device)
+        return offsets + torch.arange(length, device=self.device).unsqueeze(0)
+
     def _run_plain(self, rows: list[EncodedRow]) -> list[torch.Tensor]:
         ids, mask = self._padded([r.input_ids for r in rows])
-        positions = torch.arange(ids.shape[1], device=self.device).unsqueeze(0).expand_as(ids)
-        hidden = self.backbone(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
-        self.forward_calls += 1
-        starts = [0] * len(rows)
-        return self._gather_logprobs(hidden.last_hidden_state, rows, starts)
+        if bool(mask.all()):
+            mask = None  # no padding: the plain causal kernel
+        hidden = self._forward(ids, mask, self._positions(0, ids.shape[1]).expand(ids.shape[0], -1))
+        return self._gather_logprobs(hidden, rows, [0] * len(rows))
 
-    def _run_grouped(self, rows: Sequence[EncodedRow], batch: list[tuple[int, list[int]]]) -> list[list[torch.Tensor]]:
+    def _prefix_cache(self, key: tuple, prefix_ids: list[int]):
+        """The KV cache of exactly ``prefix_ids``: the carried one of the group, cropped and extended, or a new one."""
         from transformers import DynamicCache
 
-        prefixes = [rows[members[0]].input_ids[:length] for length, members in batch]
-        prefix_ids, prefix_mask = self._padded(prefixes)
-        cache = DynamicCache(config=self.model.config)
-        positions = torch.arange(prefix_ids.shape[1], device=self.device).unsqueeze(0).expand_as(prefix_ids)
-        self.backbone(
-            input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, past_key_values=cache, use_cache=True
-        )
-        member_rows, owner, starts = [], [], []
-        for g, (length, members) in enumerate(batch):
-            for i in members:
-                member_rows.append(rows[i])
-                owner.append(g)
-                starts.append(length)
-        owner_t = torch.tensor(owner, device=self.device)
-        cache.batch_select_indices(owner_t)
-        suffix_ids, suffix_mask = self._padded([r.input_ids[s:] for r, s in zip(member_rows, starts, strict=True)])
-        mask = torch.cat([prefix_mask[owner_t], suffix_mask], dim=1)
-        offsets = torch.tensor(starts, device=self.device).unsqueeze(1)
-        positions = offsets + torch.arange(suffix_ids.shape[1], device=self.device).unsqueeze(0)
-        hidden = self.backbone(
-            input_ids=suffix_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
-        )
-        self.forward_calls += 2
-        flat = self._gather_logprobs(hidden.last_hidden_state, member_rows, starts)
-        out, k = [], 0
-        for _, members in batch:
-            out.append(flat[k : k + len(members)])
-            k += len(members)
-        return out
+        cache, cached = None, 0
+        if key in self._carried:
+            old_ids, cache = self._carried.pop(key)
+            cached = _common_prefix_length([old_ids, prefix_ids])
+            if cached == 0:
+                cache = None
+            elif cached < len(old_ids):
+                cache.crop(cached - len(old_ids))
+        if cache is None:
+            cache, cached = DynamicCache(config=self.model.config), 0
+        self.stats["carried_tokens"] += cached
+        if cached < len(prefix_ids):
+            new = torch.tensor([prefix_ids[cached:]], device=self.device)
+            mask = torch.ones((1, len(prefix_ids)), dtype=torch.long, device=self.device) if cached else None
+            self._forward(new, mask, self._positions(cached, new.shape[1]), cache)
+        return cache
+
+    def _run_group(self, rows: Sequence[EncodedRow], prefix: int, members: list[int]) -> list[torch.Tensor]:
+        """One group: its prefix cache, then its members' suffixes (one padded pass on GPUs, one by one on CPUs).
+
+        Batched members are right-padded (pad tokens come after every real token, so they are never attended) and
+        run on an expanded view of the cache; one by one, each runs on the cache, which is cropped back after it.
+        """
+        from transformers import DynamicCache
+
+        member_rows = [rows[i] for i in members]
+        prefix_ids = member_rows[0].input_ids[:prefix]
+        cache = self._prefix_cache(member_rows[0].group, prefix_ids)
+        self.stats["shared_prefix_tokens"] += prefix * (len(members) - 1)
+        n = len(members)
+        if self.pad_batches and n > 1:
+            view = DynamicCache(config=self.model.config)
+            for layer_idx, layer in enumerate(cache.layers):
+                view.update(layer.keys.expand(n, -1, -1, -1), layer.values.expand(n, -1, -1, -1), layer_idx)
+            ids, suffix_mask = self._padded([r.input_ids[prefix:] for r in member_rows])
+            mask = torch.cat([torch.ones_like(suffix_mask[:, :1]).expand(-1, prefix), suffix_mask], dim=1)
+            hidden = self._forward(ids, mask, self._positions(prefix, ids.shape[1]).expand(n, -1), view)
+            logprobs = self._gather_logprobs(hidden, member_rows, [prefix] * n)
+        else:  # one member at a time on the cache itself, cropped back to the prefix after each
+            logprobs = []
+            for row in member_rows:
+                ids = torch.tensor([row.input_ids[prefix:]], device=self.device)
+                mask = torch.ones((1, len(row.input_ids)), dtype=torch.long, device=self.device)
+                hidden = self._forward(ids, mask, self._positions(prefix, ids.shape[1]), cache)
+                logprobs.extend(self._gather_logprobs(hidden, [row], [prefix]))
+                cache.crop(-ids.shape[1])
+        if self.config.scorer_carry_prefixes:
+            self._carried[member_rows[0].group] = (prefix_ids, cache)
+            while len(self._carried) > self.config.scorer_carry_prefixes:
+                self._carried.popitem(last=False)
+        return logprobs
 
     def _gather_logprobs(self, hidden: torch.Tensor, rows: list[EncodedRow], starts: list[int]) -> list[torch.Tensor]:
         """Log-probs of each row's scored tokens; ``hidden[b, j]`` is the state of absolute position ``starts[b] + j``.
@@ -238,7 +280,7 @@ class VLLMLogprobs:
             kwargs.setdefault("max_model_len", max_model_len)
         self.llm = LLM(model=model_path, **kwargs)
         self.max_positions = max_model_len
-        self.forward_calls = 0
+        self.stats: Counter = Counter()
 
     def __call__(self, rows: Sequence[EncodedRow]) -> list[torch.Tensor]:
         from vllm import SamplingParams
@@ -246,11 +288,13 @@ class VLLMLogprobs:
 
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=r.input_ids) for r in rows], params, use_tqdm=False)
-        self.forward_calls += 1
+        self.stats["forward_calls"] += 1
         result = []
         for row, output in zip(rows, outputs, strict=True):
             logprobs = output.prompt_logprobs
-            result.append(torch.tensor([logprobs[t][row.input_ids[t]].logprob for t in row.scored], dtype=torch.float32))
+            result.append(
+                torch.tensor([logprobs[t][row.input_ids[t]].logprob for t in row.scored], dtype=torch.float32)
+            )
         return result
 
 
@@ -284,7 +328,9 @@ class Scorer:
 
         if config.scorer_backend == "vllm":
             tokenizer = load_tokenizer(config.scorer_model)
-            backend = VLLMLogprobs(resolve_model(config.scorer_model), config, config.scorer_dtype, config.scorer_max_length)
+            backend = VLLMLogprobs(
+                resolve_model(config.scorer_model), config, config.scorer_dtype, config.scorer_max_length
+            )
             return cls(tokenizer, config, backend=backend)
         model, tokenizer = load_causal_lm(
             config.scorer_model,
@@ -303,7 +349,9 @@ class Scorer:
             messages = []
             if self.config.scorer_system_prompt:
                 messages.append({"role": "system", "content": self.config.scorer_system_prompt})
-            messages.append({"role": "user", "content": render(self.config.scorer_inference_template, lang, query=query)})
+            messages.append(
+                {"role": "user", "content": render(self.config.scorer_inference_template, lang, query=query)}
+            )
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             if len(self._contexts) > 4096:
                 self._contexts.clear()
@@ -361,7 +409,12 @@ class Scorer:
             lp = lp.clamp(self.config.scorer_clip_min, self.config.scorer_clip_max)
         score = float(-lp.mean())
         return ScoreResult(
-            score=score, nll=nll, ppl=math.exp(min(nll, 700.0)), n_scored=len(logprobs), n_tokens=n_tokens, status=STATUS_OK
+            score=score,
+            nll=nll,
+            ppl=math.exp(min(nll, 700.0)),
+            n_scored=len(logprobs),
+            n_tokens=n_tokens,
+            status=STATUS_OK,
         )
 
     def score(self, queries: Sequence, thinkings: Sequence | None, answers: Sequence) -> list[ScoreResult]:

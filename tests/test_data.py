@@ -27,8 +27,15 @@ def write_jsonl(path, rows):
 def test_local_shapes(tmp_path):
     chats = write_jsonl(
         tmp_path / "chats.jsonl",
-        [{"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "Q"},
-                       {"role": "assistant", "content": "<think>old</think>\n\nA"}]}],
+        [
+            {
+                "messages": [
+                    {"role": "system", "content": "s"},
+                    {"role": "user", "content": "Q"},
+                    {"role": "assistant", "content": "<think>old</think>\n\nA"},
+                ]
+            }
+        ],
     )
     ds = load_pairs(chats)
     assert (ds[0]["query"], ds[0]["answer"]) == ("Q", "A")

@@ -51,8 +51,18 @@ def test_recipe_parses_and_rejects_unknown_keys(path, tmp_path):
 def test_score_recipe_cli(tiny_llama_dir, tmp_path):
     out = tmp_path / "scored"
     cmd = [
-        sys.executable, str(RECIPES / "score.py"), "--config", str(RECIPES / "demo" / "score.yaml"),
-        "--scorer_model", str(tiny_llama_dir), "--scorer_dtype", "fp32", "--max_rows", "3", "--output_dir", str(out),
+        sys.executable,
+        str(RECIPES / "score.py"),
+        "--config",
+        str(RECIPES / "demo" / "score.yaml"),
+        "--scorer_model",
+        str(tiny_llama_dir),
+        "--scorer_dtype",
+        "fp32",
+        "--max_rows",
+        "3",
+        "--output_dir",
+        str(out),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]

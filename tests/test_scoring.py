@@ -109,15 +109,20 @@ def test_batch_invariance(tiny, pairs):
     """Scores do not depend on token budget, batch composition, order, padding side or prefix reuse."""
     model, tokenizer = tiny
     queries, thinkings, answers = rows_from(pairs)
-    base = [r.score for r in Scorer(tokenizer, fp32_config(scorer_prefix_reuse=False), model=model).score(
-        queries, thinkings, answers
-    )]
+    base = [
+        r.score
+        for r in Scorer(tokenizer, fp32_config(scorer_prefix_reuse=False), model=model).score(
+            queries, thinkings, answers
+        )
+    ]
     variants = [
         fp32_config(scorer_token_budget=1, scorer_prefix_reuse=False),  # one row per forward
-        fp32_config(scorer_token_budget=10**6, scorer_prefix_reuse=False),  # everything in one forward
-        fp32_config(scorer_token_budget=1),  # prefix reuse, one group per forward
-        fp32_config(scorer_token_budget=10**6),  # prefix reuse, all groups in one forward
-        fp32_config(scorer_token_budget=2500, scorer_logits_chunk=7),
+        fp32_config(scorer_token_budget=10**6, scorer_prefix_reuse=False, scorer_pad_batches=True),  # one forward
+        fp32_config(scorer_token_budget=10**6, scorer_prefix_reuse=False, scorer_fast_attention=False),  # masks
+        fp32_config(scorer_fast_attention=False, scorer_pad_batches=True),  # model's attention, batched members
+        fp32_config(scorer_carry_prefixes=0),  # prefix reuse, members one by one, nothing carried across calls
+        fp32_config(scorer_pad_batches=True),  # prefix reuse, members batched on a view of the carried cache
+        fp32_config(scorer_token_budget=2500, scorer_logits_chunk=7, scorer_pad_batches=True),
     ]
     for config in variants:
         scores = [r.score for r in Scorer(tokenizer, config, model=model).score(queries, thinkings, answers)]
@@ -143,7 +148,8 @@ def test_batch_invariance(tiny, pairs):
 def test_prefix_reuse_shares_the_prefix_pass(tiny, pairs):
     model, tokenizer = tiny
     queries, thinkings, answers = rows_from(pairs, n=2)
-    scorer = Scorer(tokenizer, fp32_config(scorer_token_budget=10**6), model=model)
+    config = fp32_config(scorer_token_budget=10**6, scorer_carry_prefixes=0, scorer_pad_batches=True)
+    scorer = Scorer(tokenizer, config, model=model)
     encoded = scorer.encode(queries, thinkings, answers)
     singles, groups = scorer.backend._plan(encoded)
     assert singles == [] and len(groups) == 2  # one group per (query, answer), K=2 members each
@@ -152,7 +158,32 @@ def test_prefix_reuse_shares_the_prefix_pass(tiny, pairs):
         assert all(encoded[i].input_ids[:prefix] == first[:prefix] for i in members)
         assert prefix >= len(tokenizer(scorer.context(queries[members[0]]), add_special_tokens=False)["input_ids"])
     scorer.score(queries, thinkings, answers)
-    assert scorer.backend.forward_calls == 2  # one prefix pass + one suffix pass for all groups
+    stats = scorer.backend.stats
+    assert stats["forward_calls"] == 2 * len(groups)  # per group: one prefix pass, one pass for all its members
+    total = sum(len(e.input_ids) for e in encoded)
+    assert stats["forward_tokens"] == total - stats["shared_prefix_tokens"] > 0
+
+
+def test_carried_prefixes_across_steps(tiny, pairs):
+    """A left-to-right pass: each step's prefix extends the last one; carried caches give the same scores."""
+    model, tokenizer = tiny
+    paragraphs = [p for pair in pairs for p in pair["answer"].split("\n\n")]
+    z = paragraphs[:6]
+    carried = Scorer(tokenizer, fp32_config(scorer_carry_prefixes=4), model=model)
+    fresh = Scorer(tokenizer, fp32_config(scorer_prefix_reuse=False), model=model)
+    q, y = pairs[0]["query"], pairs[0]["answer"]
+    for step in range(4):
+        candidates = ["\n\n".join(z[:step] + [paragraphs[10 + step + k]] + z[step + 1 :]) for k in range(2)]
+        got = carried.score([q, q], candidates, [y, y])
+        want = fresh.score([q, q], candidates, [y, y])
+        assert [r.score for r in got] == pytest.approx([r.score for r in want], abs=1e-5)
+        assert [r.nll for r in got] == pytest.approx([r.nll for r in want], abs=1e-5)
+        z[step] = paragraphs[10 + step]  # accept the first candidate
+    stats = carried.backend.stats
+    assert stats["carried_tokens"] > 0
+    assert stats["forward_tokens"] < fresh.backend.stats["forward_tokens"] - stats["carried_tokens"] // 2
+    carried.backend.reset()
+    assert not carried.backend._carried
 
 
 def test_clip_options(tiny, pairs):
@@ -178,7 +209,10 @@ def test_clip_options(tiny, pairs):
 def test_first_segment_context(tiny, pairs):
     model, tokenizer = tiny
     q, z = pairs[1]["query"], THINKINGS[1]
-    first, second = "A" * 30 + " first paragraph of the answer, long enough to be a segment. " * 2, "Second part. " * 12
+    first, second = (
+        "A" * 30 + " first paragraph of the answer, long enough to be a segment. " * 2,
+        "Second part. " * 12,
+    )
     y = f"{first}\n\n{second}"
     assert len(segment_spans(y)) == 2
     on = Scorer(tokenizer, fp32_config(scorer_clip=False), model=model)
@@ -199,7 +233,9 @@ def test_first_segment_context(tiny, pairs):
 def test_too_long_does_not_stop_the_batch(tiny, pairs):
     model, tokenizer = tiny
     queries, thinkings, answers = rows_from(pairs, n=2)
-    lengths = [len(e.input_ids) for e in Scorer(tokenizer, fp32_config(), model=model).encode(queries, thinkings, answers)]
+    lengths = [
+        len(e.input_ids) for e in Scorer(tokenizer, fp32_config(), model=model).encode(queries, thinkings, answers)
+    ]
     limit = sorted(lengths)[len(lengths) // 2]
     scorer = Scorer(tokenizer, fp32_config(scorer_max_length=limit), model=model)
     results = scorer.score(queries, thinkings, answers)
@@ -276,7 +312,14 @@ def test_dataset_map(tiny, pairs):
     ds = Dataset.from_dict({"query": queries, "thinking": thinkings, "answer": answers})
     scored = ds.map(scorer.score_batch, batched=True, batch_size=4, load_from_cache_file=False)
     assert scored.column_names == [
-        "query", "thinking", "answer", "score", "score_nll", "score_ppl", "score_n_scored", "score_n_tokens",
+        "query",
+        "thinking",
+        "answer",
+        "score",
+        "score_nll",
+        "score_ppl",
+        "score_n_scored",
+        "score_n_tokens",
         "score_status",
     ]
     direct = scorer.score(queries, thinkings, answers)

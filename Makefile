@@ -1,0 +1,28 @@
+# Developer shortcuts; every target is a plain command you can also run by hand.
+.PHONY: style quality test test-fast demo bench gpu-check
+
+CODE := reer_hf recipes tests benchmarks
+
+style:
+	ruff format $(CODE)
+	ruff check --fix $(CODE)
+
+quality:
+	ruff format --check $(CODE)
+	ruff check $(CODE)
+
+test:
+	python -m pytest
+
+test-fast:
+	python -m pytest -m "not slow and not gpu and not hub"
+
+demo:
+	python recipes/score.py --config recipes/demo/score.yaml
+
+bench:
+	python benchmarks/bench_scorer.py --quick
+
+# On a machine with a CUDA GPU: installs the GPU extras, runs the gpu-marked tests and the GPU benchmarks.
+gpu-check:
+	bash scripts/gpu_check.sh
