@@ -96,15 +96,15 @@ def sync(device: torch.device):
         torch.cuda.synchronize()
 
 
-def run(scorer: Scorer, steps, device) -> tuple[float, list[float]]:
+def run(scorer: Scorer, steps, device) -> tuple[float, list[tuple[float, float]]]:
     times, scores = run_interleaved({"one": scorer}, steps, device)
     return times["one"], scores["one"]
 
 
-def run_interleaved(scorers: dict[str, Scorer], steps, device) -> tuple[dict[str, float], dict[str, list[float]]]:
+def run_interleaved(scorers: dict[str, Scorer], steps, device) -> tuple[dict[str, float], dict[str, list]]:
     """Every step is scored by every mode, in a rotating order, so that machine noise falls on all modes alike."""
     times = dict.fromkeys(scorers, 0.0)
-    scores: dict[str, list[float]] = {name: [] for name in scorers}
+    scores: dict[str, list[tuple[float, float]]] = {name: [] for name in scorers}
     names = list(scorers)
     for s, rows in enumerate(steps):
         for name in names[s % len(names) :] + names[: s % len(names)]:
@@ -113,12 +113,13 @@ def run_interleaved(scorers: dict[str, Scorer], steps, device) -> tuple[dict[str
             results = scorers[name].score(*zip(*rows, strict=True))
             sync(device)
             times[name] += time.perf_counter() - start
-            scores[name].extend(r.score for r in results)
+            scores[name].extend((r.score, r.nll) for r in results)
     return times, scores
 
 
-def max_diff(a: list[float], b: list[float]) -> float:
-    return max(abs(x - y) for x, y in zip(a, b, strict=True))
+def max_diff(a: list[tuple[float, float]], b: list[tuple[float, float]], which: int = 0) -> float:
+    """Largest difference of the scores (``which=0``) or of the unclipped NLLs (``which=1``)."""
+    return max(abs(x[which] - y[which]) for x, y in zip(a, b, strict=True))
 
 
 def main(argv=None) -> dict:
@@ -148,7 +149,9 @@ def main(argv=None) -> dict:
 
         path = resolve_model(args.model)
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=dtype).to(device).eval()
+        with torch.device(device):  # initialise on the device: an 8B model inits in seconds there
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=dtype).eval()
+        model.requires_grad_(False)
         tokenizer = AutoTokenizer.from_pretrained(path)
     else:
         model, tokenizer = load_causal_lm(args.model, dtype=dtype, device=str(device))
@@ -195,6 +198,7 @@ def main(argv=None) -> dict:
         "prefix_reuse_speedup": round(t_plain / t_lean, 3),
         "max_abs_score_diff_run_dtype": max(max_diff(s_naive, s_plain), max_diff(s_naive, s_lean)),
         "max_abs_score_diff_fp32": max(max_diff(r_naive, r_plain), max_diff(r_naive, r_lean)),
+        "max_abs_nll_diff_fp32": max(max_diff(r_naive, r_plain, 1), max_diff(r_naive, r_lean, 1)),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     if device.type == "cuda":
@@ -207,7 +211,7 @@ def main(argv=None) -> dict:
     return result
 
 
-def bench_vllm(args, tokenizer, config: ScorerConfig, steps, reference: list[float]) -> dict:
+def bench_vllm(args, tokenizer, config: ScorerConfig, steps, reference: list[tuple[float, float]]) -> dict:
     """vLLM prompt log-probs on the same rows (needs vllm and a GPU; real weights only)."""
     try:
         from reer_hf.scoring import VLLMLogprobs
@@ -222,7 +226,8 @@ def bench_vllm(args, tokenizer, config: ScorerConfig, steps, reference: list[flo
     return {
         "vllm_s": round(t, 3),
         "vllm_tokens_per_s": round(tokens / t, 1),
-        "vllm_max_abs_diff": max_diff(scores, reference),
+        "vllm_max_abs_score_diff": max_diff(scores, reference),
+        "vllm_max_abs_nll_diff": max_diff(scores, reference, 1),
     }
 
 
@@ -239,4 +244,4 @@ def profile(scorer: Scorer, rows, device):
 
 if __name__ == "__main__":
     out = main()
-    sys.exit(0 if math.isfinite(out["max_abs_score_diff_fp32"]) else 1)
+    sys.exit(0 if math.isfinite(out["max_abs_nll_diff_fp32"]) else 1)
