@@ -61,7 +61,7 @@ def reference_score(model, tokenizer, scorer: Scorer, query, thinking, answer, c
     scored = [t for t in range(len(enc["input_ids"])) if lo <= enc.token_to_chars(t).start < hi]
     decoded = tokenizer.decode([enc["input_ids"][t] for t in scored])
     assert text[lo:hi].endswith(decoded) and len(decoded) >= hi - lo - 3  # the scored tokens spell the scored text
-    ids = torch.tensor([enc["input_ids"]])
+    ids = torch.tensor([enc["input_ids"]], device=model.device)
     with torch.no_grad():
         logprobs = torch.log_softmax(model(ids).logits.float(), dim=-1)[0]
     lp = torch.stack([logprobs[t - 1, ids[0, t]] for t in scored]).double()
@@ -159,23 +159,25 @@ def test_prefix_reuse_shares_the_prefix_pass(tiny, pairs):
         assert prefix >= len(tokenizer(scorer.context(queries[members[0]]), add_special_tokens=False)["input_ids"])
     scorer.score(queries, thinkings, answers)
     stats = scorer.backend.stats
-    assert stats["forward_calls"] == 2 * len(groups)  # per group: one prefix pass, one pass for all its members
+    assert stats["forward_calls"] == len(groups) + 1  # a prefix pass per group, then one pass for all members
     total = sum(len(e.input_ids) for e in encoded)
     assert stats["forward_tokens"] == total - stats["shared_prefix_tokens"] > 0
 
 
-def test_carried_prefixes_across_steps(tiny, pairs):
-    """A left-to-right pass: each step's prefix extends the last one; carried caches give the same scores."""
+@pytest.mark.parametrize("batched", [False, True], ids=["members-one-by-one", "groups-batched"])
+def test_carried_prefixes_across_steps(tiny, pairs, batched):
+    """A lock-step pass over two rows: each step's prefix extends the last; carried caches give the same scores."""
     model, tokenizer = tiny
     paragraphs = [p for pair in pairs for p in pair["answer"].split("\n\n")]
     z = paragraphs[:6]
-    carried = Scorer(tokenizer, fp32_config(scorer_carry_prefixes=4), model=model)
+    carried = Scorer(tokenizer, fp32_config(scorer_carry_prefixes=4, scorer_pad_batches=batched), model=model)
     fresh = Scorer(tokenizer, fp32_config(scorer_prefix_reuse=False), model=model)
-    q, y = pairs[0]["query"], pairs[0]["answer"]
+    (q, y), (q2, y2) = (pairs[0]["query"], pairs[0]["answer"]), (pairs[1]["query"], pairs[1]["answer"])
     for step in range(4):
         candidates = ["\n\n".join(z[:step] + [paragraphs[10 + step + k]] + z[step + 1 :]) for k in range(2)]
-        got = carried.score([q, q], candidates, [y, y])
-        want = fresh.score([q, q], candidates, [y, y])
+        other = ["\n\n".join(z[: step + 1] + [paragraphs[20 + step + k]]) for k in range(2)]  # another prefix length
+        got = carried.score([q, q, q2, q2], candidates + other, [y, y, y2, y2])
+        want = fresh.score([q, q, q2, q2], candidates + other, [y, y, y2, y2])
         assert [r.score for r in got] == pytest.approx([r.score for r in want], abs=1e-5)
         assert [r.nll for r in got] == pytest.approx([r.nll for r in want], abs=1e-5)
         z[step] = paragraphs[10 + step]  # accept the first candidate
