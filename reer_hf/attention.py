@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 ATTN_IMPLEMENTATION = "reer_causal"
 # Architectures whose attention is plain causal softmax attention (no sliding window, soft-capping or sinks).
-_ORIGINAL: dict[int, str] = {}  # config id -> the attention implementation it had before :func:`using`
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral", "olmo2", "granite", "phi3", "smollm3"})
 
 
@@ -97,22 +96,15 @@ def register() -> None:
 
 @contextlib.contextmanager
 def using(model, enabled: bool = True):
-    """Run ``model`` with this attention inside the block (only where :func:`supports` holds), then restore it.
-
-    ``enabled=False`` inside an enabled block switches back to the model's own attention for a pass that needs masks.
-    """
+    """Run ``model`` with this attention inside the block (only where :func:`supports` holds), then restore it."""
     config = model.config
-    previous = config._attn_implementation
-    if enabled and not supports(config):
+    if not enabled or not supports(config):
         yield False
         return
-    if enabled:
-        register()
-        _ORIGINAL[id(config)] = previous
-        config._attn_implementation = ATTN_IMPLEMENTATION
-    elif previous == ATTN_IMPLEMENTATION:  # switched off inside an enabled block: the model's own attention
-        config._attn_implementation = _ORIGINAL.get(id(config), "sdpa")
+    register()
+    previous = config._attn_implementation
+    config._attn_implementation = ATTN_IMPLEMENTATION
     try:
-        yield enabled
+        yield True
     finally:
         config._attn_implementation = previous

@@ -107,15 +107,9 @@ class TransformersLogprobs:
         for batch in self._pack_singles(rows, singles):
             for i, lp in zip(batch, self._run_plain([rows[i] for i in batch]), strict=True):
                 out[i] = lp
-        if self.pad_batches:  # GPUs: several groups per pass keep the device busy
-            for batch in self._pack_groups(rows, groups):
-                for (_, members), lps in zip(batch, self._run_groups(rows, batch), strict=True):
-                    for i, lp in zip(members, lps, strict=True):
-                        out[i] = lp
-        else:
-            for prefix, members in groups:
-                for i, lp in zip(members, self._run_group(rows, prefix, members), strict=True):
-                    out[i] = lp
+        for prefix, members in groups:
+            for i, lp in zip(members, self._run_group(rows, prefix, members), strict=True):
+                out[i] = lp
         return out  # type: ignore[return-value]
 
     def reset(self) -> None:
@@ -157,22 +151,6 @@ class TransformersLogprobs:
                 last.append(i)
             else:
                 batches.append([i])
-        return batches
-
-    def _pack_groups(self, rows, groups: list[tuple[int, list[int]]]) -> list[list[tuple[int, list[int]]]]:
-        """Groups per pass under the token budget, counting every member's padded prefix and suffix."""
-
-        def width(group):
-            return max(len(rows[i].input_ids) for i in group[1])
-
-        batches: list[list[tuple[int, list[int]]]] = []
-        for group in sorted(groups, key=width, reverse=True):
-            if batches:
-                trial = batches[-1] + [group]
-                if sum(len(g[1]) for g in trial) * max(width(g) for g in trial) <= self.config.scorer_token_budget:
-                    batches[-1].append(group)
-                    continue
-            batches.append([group])
         return batches
 
     # ---- computation ----------------------------------------------------------------------------------------------
@@ -263,53 +241,6 @@ class TransformersLogprobs:
             while len(self._carried) > self.config.scorer_carry_prefixes:
                 self._carried.popitem(last=False)
         return logprobs
-
-    def _run_groups(self, rows: Sequence[EncodedRow], batch: list[tuple[int, list[int]]]) -> list[list[torch.Tensor]]:
-        """Several groups in one suffix pass: their prefix caches stacked (right-padded) under all their members."""
-        from transformers import DynamicCache
-
-        if len(batch) == 1:
-            return [self._run_group(rows, *batch[0])]
-        caches = [self._prefix_cache(rows[members[0]].group, rows[members[0]].input_ids[:p]) for p, members in batch]
-        width = max(p for p, _ in batch)
-        owner, member_rows, starts = [], [], []
-        for g, (prefix, members) in enumerate(batch):
-            self.stats["shared_prefix_tokens"] += prefix * (len(members) - 1)
-            owner.extend([g] * len(members))
-            member_rows.extend(rows[i] for i in members)
-            starts.extend([prefix] * len(members))
-        owner_t = torch.tensor(owner, device=self.device)
-        stacked = DynamicCache(config=self.model.config)
-        for layer_idx in range(len(caches[0].layers)):
-            parts = []
-            for kind in ("keys", "values"):
-                first = getattr(caches[0].layers[layer_idx], kind)
-                padded = first.new_zeros((len(batch), first.shape[1], width, first.shape[3]))
-                for g, cache in enumerate(caches):
-                    tensor = getattr(cache.layers[layer_idx], kind)
-                    padded[g, :, : tensor.shape[2]] = tensor[0]
-                parts.append(padded[owner_t])
-            stacked.update(parts[0], parts[1], layer_idx)
-        prefix_mask = torch.zeros((len(batch), width), dtype=torch.long, device=self.device)
-        for g, (prefix, _) in enumerate(batch):
-            prefix_mask[g, :prefix] = 1
-        ids, suffix_mask = self._padded([r.input_ids[s:] for r, s in zip(member_rows, starts, strict=True)])
-        mask = torch.cat([prefix_mask[owner_t], suffix_mask], dim=1)
-        positions = self._positions(torch.tensor(starts, device=self.device).unsqueeze(1), ids.shape[1])
-        # Prefixes of different lengths leave holes in the keys: this pass needs the model's own masked attention.
-        with attention.using(self.model, False):
-            hidden = self._forward(ids, mask, positions, stacked)
-        if self.config.scorer_carry_prefixes:
-            for (prefix, members), cache in zip(batch, caches, strict=True):
-                self._carried[rows[members[0]].group] = (rows[members[0]].input_ids[:prefix], cache)
-            while len(self._carried) > self.config.scorer_carry_prefixes:
-                self._carried.popitem(last=False)
-        flat = self._gather_logprobs(hidden, member_rows, starts)
-        out, k = [], 0
-        for _, members in batch:
-            out.append(flat[k : k + len(members)])
-            k += len(members)
-        return out
 
     def _gather_logprobs(self, hidden: torch.Tensor, rows: list[EncodedRow], starts: list[int]) -> list[torch.Tensor]:
         """Log-probs of each row's scored tokens; ``hidden[b, j]`` is the state of absolute position ``starts[b] + j``.

@@ -26,18 +26,3 @@ def test_supported_architectures(tiny_model_dir):
 
     assert supports(AutoConfig.from_pretrained(tiny_model_dir))
     assert not supports(MistralConfig(sliding_window=4096))
-
-
-def test_using_switches_and_restores(tiny_model_dir):
-    from transformers import AutoModelForCausalLM
-
-    from reer_hf import attention
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    before = model.config._attn_implementation
-    with attention.using(model) as active:
-        assert active and model.config._attn_implementation == attention.ATTN_IMPLEMENTATION
-        with attention.using(model, False):
-            assert model.config._attn_implementation == before
-        assert model.config._attn_implementation == attention.ATTN_IMPLEMENTATION
-    assert model.config._attn_implementation == before
