@@ -1,0 +1,195 @@
+"""Quality filters (REER.md section 6) on crafted texts."""
+
+import random
+import re
+import time
+
+import pytest
+
+from reer_hf.configs import FilterConfig
+from reer_hf.filters import (
+    FILTER_REASONS,
+    REFLECTION_PHRASES,
+    check_thinking,
+    find_reflections,
+    leaked_span,
+    pair_key,
+    reflection_in_tail,
+    reflection_pattern,
+    top_ngram_share,
+    units,
+)
+
+PROSE = (
+    "The harbour town wakes slowly in late autumn. Fishermen drag their nets across the wet stones while gulls argue "
+    "over scraps near the market. A baker opens her shutters and the smell of bread drifts down to the water, where "
+    "an old ferry waits for its first passengers. Children run past the chapel on their way to school, counting the "
+    "boats that did not return last night. Nobody speaks of the storm, yet everyone glances at the grey horizon "
+    "before going back to work. By noon the fog lifts, and the whole bay shines like hammered tin under a pale sun."
+)
+ZH_PROSE = (
+    "秋天的早晨，小镇慢慢醒来。渔民把湿漉漉的渔网拖过石板路，海鸥在集市旁争抢残羹。面包店的老板娘推开窗，"
+    "刚出炉的香气飘到码头，一艘旧渡船正等着第一批乘客。孩子们跑过教堂去上学，一边数着昨夜没有回来的船。"
+    "没有人提起那场风暴，可每个人都会先望一眼灰色的海平线，再低头干活。到了中午，雾气散去，整片海湾亮得像一块锤过的锡。"
+)
+
+
+def test_units():
+    assert units("Hello, World! It's a test-case.", "en") == ["hello", "world", "it's", "a", "test", "case"]
+    assert units("我爱 Python 3 编程！", "zh") == ["我", "爱", "python", "3", "编", "程"]
+    with pytest.raises(ValueError, match="Unsupported language"):
+        units("x", "fr")
+
+
+def test_leaked_span_counts_words():
+    reference = PROSE
+    words = PROSE.split()
+    copy12 = " ".join(words[10:22])
+    copy11 = " ".join(words[10:21])
+    span = leaked_span(f"I plan the opening. {copy12} That is my idea.", reference, 12)
+    assert span is not None and units(span, "en") == units(copy12, "en")
+    assert leaked_span(f"I plan the opening. {copy11} That is my idea.", reference, 12) is None
+    # case and punctuation do not hide a copy; a longer copy is returned whole, as the candidate wrote it
+    copy20 = " ".join(words[30:50])
+    span = leaked_span("Now: " + copy20.upper() + " ... and so on.", reference, 12)
+    assert span == copy20.upper().rstrip(",.")
+    assert leaked_span("", reference, 12) is None and leaked_span(copy12, "", 12) is None
+
+
+def test_leaked_span_allows_the_query():
+    query = "Write a story that begins with the line: the harbour town wakes slowly in late autumn every year."
+    reference = "The harbour town wakes slowly in late autumn every year. " + PROSE
+    thinking = "The user wants me to open with the harbour town wakes slowly in late autumn every year, as given."
+    assert leaked_span(thinking, reference, 8) is not None
+    assert leaked_span(thinking, reference, 8, allowed=query) is None
+
+
+def test_leaked_span_chinese_counts_characters():
+    copied = ZH_PROSE[20:46]  # 24 characters (2 * 12) and two punctuation marks
+    assert len(units(copied, "zh")) == 24
+    span = leaked_span("我想先写码头的清晨。" + copied + "然后写风暴。", ZH_PROSE, 12, "zh")
+    assert span == copied
+    assert leaked_span("我想先写码头的清晨。" + copied[:23] + "然后写风暴。", ZH_PROSE, 12, "zh") is None
+    assert leaked_span(copied, ZH_PROSE, 12, "zh", allowed="题目：" + copied) is None
+    with pytest.raises(ValueError):
+        leaked_span("x", "y", 0)
+
+
+def test_leaked_span_is_fast_on_long_texts():
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(5000)]
+    reference = " ".join(rng.choice(vocab) for _ in range(20_000))
+    candidate = " ".join(rng.choice(vocab) for _ in range(20_000))
+    start = time.perf_counter()
+    assert leaked_span(candidate, reference, 12) is None
+    planted = candidate + " " + " ".join(reference.split()[15_000:15_013])
+    assert leaked_span(planted, reference, 12, allowed=candidate[:1000]) is not None
+    assert time.perf_counter() - start < 2.0
+
+
+def test_top_ngram_share():
+    loop = "I think about the story and the ending. " * 30
+    assert top_ngram_share(loop) > 0.3
+    assert top_ngram_share(PROSE) < 0.1
+    assert top_ngram_share(ZH_PROSE, lang="zh") < 0.1
+    assert top_ngram_share("我想想这个故事。" * 30, lang="zh") > 0.3
+    assert top_ngram_share("too short") == 0.0 and top_ngram_share("") == 0.0
+    # only n-grams seen at least twice count
+    assert top_ngram_share("a b c d e f g h") == 0.0
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("Hmm, maybe I should start with the reader.", "Hmm"),
+        ("The plan is set. Wait, no, the ending must change.", "Wait"),
+        ("But wait, the reader is a child.", "But wait"),
+        ("Oh, wait: that breaks the rhythm.", "Oh, wait"),
+        ("Let me think about the tone again.", "Let me think"),
+        ("Alternatively, I open with a question.", "Alternatively"),
+        ("On second thought the title is too long.", "On second thought"),
+        ("Actually, no. The middle part drags.", "Actually, no"),
+        ("Hold on, is the narrator reliable?", "Hold on"),
+        ("The waiter awaited the guests; I hold on to the theme and can't wait to write it", None),
+    ],
+)
+def test_english_reflection_phrases(text, found):
+    matches = find_reflections(text, "en")
+    assert (matches[0] if matches else None) == found
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("嗯，也许应该先写读者。", "嗯"),
+        ("结构定了。等等，不对，结尾要改。", "等等"),
+        ("让我再想想开头。", "让我再想想"),
+        ("这里，或者换成一个问题开头。", "或者"),
+        ("苹果、香蕉等等都可以写，写成诗或者散文也行，我也许会用第一人称。", None),
+    ],
+)
+def test_chinese_reflection_phrases(text, found):
+    matches = find_reflections(text, "zh")
+    assert (matches[0] if matches else None) == found
+
+
+def test_reflection_phrases_are_documented_patterns():
+    assert set(REFLECTION_PHRASES) == {"en", "zh"}
+    for lang, patterns in REFLECTION_PHRASES.items():
+        assert patterns and all(isinstance(re.compile(p), re.Pattern) for p in patterns)
+        assert reflection_pattern(lang).flags & re.IGNORECASE
+    with pytest.raises(ValueError):
+        reflection_pattern("fr")
+
+
+def test_reflection_in_tail():
+    body = PROSE + " " + PROSE
+    assert reflection_in_tail("Hmm, maybe the reader is young. " + body, 0.1, "en") is None
+    assert reflection_in_tail(body + " Wait, that's a bit too dark.", 0.1, "en") == "Wait"
+    assert reflection_in_tail(body + " Then the waiter leaves.", 0.1, "en") is None
+    assert reflection_in_tail(body + " Hmm.", 1.0, "en") == "Hmm"
+    zh_body = ZH_PROSE * 2
+    assert reflection_in_tail("嗯，先想想读者。" + zh_body, 0.1, "zh") is None
+    assert reflection_in_tail(zh_body + "等等，结尾还是太仓促了。", 0.1, "zh") == "等等"
+    with pytest.raises(ValueError):
+        reflection_in_tail("x", 0.0, "en")
+
+
+def test_pair_key():
+    key = pair_key("Write a poem\nabout  autumn.", "Leaves  fall.")
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert key == pair_key("  write A POEM about autumn. ", "leaves\tfall.")
+    assert key != pair_key("Write a poem about autumn.", "Leaves fall!")
+    assert key != pair_key("Write a poem about autumn. Leaves", "fall.")  # the boundary between the two counts
+    assert pair_key("写一首诗", "秋天") == pair_key("写一首诗 ", " 秋天")
+
+
+def _config(**kwargs):
+    return FilterConfig(**{"filter_min_thinking_tokens": 10, "filter_max_thinking_tokens": 1000, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "lang, good, tail", [("en", PROSE, " But wait, maybe not."), ("zh", ZH_PROSE, "等等，也许不行。")]
+)
+def test_check_thinking_branches(lang, good, tail):
+    config = _config()
+    assert check_thinking(good, True, lang, config, 200) is None
+    assert check_thinking(good, False, lang, config, 200) == "end_of_thinking"
+    assert check_thinking(good + tail, True, lang, config, 200) == "end_of_thinking"
+    loop = (good[:40] if lang == "en" else good[:6]) * 40  # a short cycle: few distinct n-grams
+    assert check_thinking(loop, True, lang, config, 200) == "repetition"
+    assert check_thinking(good, True, lang, config, 5) == "too_short"
+    assert check_thinking(good, True, lang, config, 5000) == "too_long"
+    # order: end_of_thinking before repetition before length
+    assert check_thinking(loop, False, lang, config, 5) == "end_of_thinking"
+    assert check_thinking(loop, True, lang, config, 5) == "repetition"
+    # each filter can be switched off
+    assert check_thinking(good + tail, False, lang, _config(filter_end_of_thinking=False), 200) is None
+    assert check_thinking(loop, True, lang, _config(filter_repetition=False), 200) is None
+    unbounded = _config(filter_min_thinking_tokens=None, filter_max_thinking_tokens=None)
+    assert check_thinking(good, True, lang, unbounded, 0) is None
+    assert check_thinking(good, True, lang, unbounded, 10**6) is None
+    assert {check_thinking(good, f, lang, config, n) for f in (True, False) for n in (5, 200, 5000)} <= {
+        None,
+        *FILTER_REASONS,
+    }
