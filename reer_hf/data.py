@@ -43,6 +43,7 @@ def load_pairs(
     query_column: str | None = None,
     answer_column: str | None = None,
     max_rows: int | None = None,
+    config: str | None = None,
 ):
     """Query/answer pairs as a ``datasets.Dataset`` with ``query`` and ``answer`` columns (plus the source's others).
 
@@ -58,7 +59,7 @@ def load_pairs(
         builder = "parquet" if source.endswith(".parquet") else "json"
         ds = load_dataset(builder, data_files=source, split="train")
     else:
-        ds = load_dataset(source, split=split)
+        ds = load_dataset(source, config, split=split)
     if max_rows is not None:
         ds = ds.select(range(min(max_rows, len(ds))))
     columns = ds.column_names
@@ -88,3 +89,16 @@ def load_pairs(
         return {"query": query, "answer": strip_thinking(answer) if isinstance(answer, str) else answer}
 
     return ds.map(normalise, desc="pairs")
+
+
+def to_messages(
+    query: str,
+    thinking: str,
+    answer: str,
+    system_prompt: str | None = None,
+    assistant_format: str = "<think>\n{thinking}\n</think>\n\n{answer}",
+) -> list[dict[str, str]]:
+    """An SFT conversation: optional system turn, the query, and the thinking in ``<think>`` tags then the answer."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    content = assistant_format.replace("{thinking}", thinking.strip()).replace("{answer}", answer.strip())
+    return messages + [{"role": "user", "content": query}, {"role": "assistant", "content": content}]
