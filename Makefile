@@ -18,7 +18,7 @@ test-fast:
 	python -m pytest -m "not slow and not gpu and not hub"
 
 demo:
-	python recipes/score.py --config recipes/demo/score.yaml
+	python recipes/synthesize.py --config recipes/demo/synthesize.yaml
 
 bench:
 	python benchmarks/bench_scorer.py --quick

@@ -20,8 +20,8 @@ def test_ci_runs_the_readme_set_up_and_test_commands():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     for line in setup + tests:
         assert line in ci, f"README command not in .ci/run: {line}"
-    assert demo == ["python recipes/score.py --config recipes/demo/score.yaml"]
-    assert (ROOT / "recipes" / "demo" / "score.yaml").is_file()
+    assert demo == ["python recipes/synthesize.py --config recipes/demo/synthesize.yaml"]
+    assert (ROOT / "recipes" / "demo" / "synthesize.yaml").is_file()
 
 
 def test_readme_points_at_existing_paths():

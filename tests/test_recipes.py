@@ -16,10 +16,14 @@ RECIPES = ROOT / "recipes"
 YAMLS = sorted(RECIPES.rglob("*.yaml"))
 
 
+STAGE_SCRIPTS = {"synthesis": "synthesize"}  # stage folder -> script, where the noun and the verb differ
+
+
 def script_for(path: Path) -> Path:
-    """``recipes/<X>/<stage>/config_*.yaml`` and ``recipes/demo/<stage>.yaml`` belong to ``recipes/<stage>.py``."""
+    """``recipes/<X>/<stage>/config_*.yaml`` and ``recipes/demo/<stage>.yaml`` belong to ``recipes/<stage>.py``
+    (``synthesis/`` to ``synthesize.py``)."""
     stage = path.parent.name if path.stem.startswith("config") else path.stem
-    return RECIPES / f"{stage}.py"
+    return RECIPES / f"{STAGE_SCRIPTS.get(stage, stage)}.py"
 
 
 def parser_of(script: Path):

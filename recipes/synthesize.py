@@ -1,0 +1,39 @@
+"""Synthesize deep-thinking trajectories with the REER search (REER.md sections 3-6).
+
+Usage (the demo: the built-in demo model as generator and scorer on the bundled pairs, CPU, a few minutes):
+    python recipes/synthesize.py --config recipes/demo/synthesize.yaml
+
+The paper's setting (a Qwen2.5-32B-Instruct generator served by `vllm serve`, a Qwen3-8B-Base scorer per GPU):
+    vllm serve Qwen/Qwen2.5-32B-Instruct --tensor-parallel-size 4 --port 8000 &
+    accelerate launch --num_processes 4 recipes/synthesize.py \
+        --config recipes/DeepWriting-20K/synthesis/config_paper.yaml --dataset_name my_pairs.jsonl
+
+Each process searches its share of the rows; the main process merges them in input order. An interrupted run resumes
+at its first unfinished piece when started again with the same settings and --output_dir.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from trl import TrlParser
+
+from reer_hf.configs import FilterConfig, GeneratorConfig, ScorerConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis import synthesize
+
+
+def make_parser() -> TrlParser:
+    return TrlParser((SynthesisScriptArguments, GeneratorConfig, SearchConfig, FilterConfig, ScorerConfig))
+
+
+def main(args, gen_cfg, search_cfg, filter_cfg, scorer_cfg) -> dict | None:
+    summary = synthesize(args, gen_cfg, search_cfg, filter_cfg, scorer_cfg)
+    if summary is not None:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    main(*make_parser().parse_args_and_config())

@@ -1,0 +1,111 @@
+"""Dataset and model cards rendered from the Jinja templates in ``model_cards/`` (TRL's pattern), and the Hub push.
+
+The templates live at the top of the repository (``model_cards/``), next to the recipes that produce the artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"
+CITATION = """@inproceedings{reer2026,
+  title     = {Reverse-Engineered Reasoning for Open-Ended Generation},
+  author    = {Wang, Haozhe and others},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2026},
+  note      = {arXiv:2509.06160}
+}"""
+
+
+def template_path(name: str) -> Path:
+    path = CARDS_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(f"Card template {path} is missing; run from a checkout of reer-hf (pip install -e .)")
+    return path
+
+
+def _size_category(rows: int) -> str:
+    for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if rows < bound:
+            return label
+    return "n>1M"
+
+
+def render_dataset_card(summary: dict, config: dict, args, repo_id: str | None = None):
+    """The dataset card of a synthesis run: licence, languages, the whole search configuration, the run summary."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    data = DatasetCardData(
+        language=["en", "zh"],
+        license=args.source_license,
+        pretty_name=args.dataset_pretty_name,
+        size_categories=_size_category(summary.get("kept", 0)),
+        task_categories=["text-generation"],
+        tags=["reer", "reasoning", "long-form-writing", "synthetic", "reer-hf"],
+        arxiv="2509.06160",
+    )
+    source = args.source_description or f"Query/answer pairs from `{args.dataset_name}`."
+    return DatasetCard.from_template(
+        data,
+        template_path=str(template_path("dataset_card.md")),
+        pretty_name=args.dataset_pretty_name,
+        summary=summary,
+        config=config,
+        config_yaml=yaml.safe_dump(config, sort_keys=False, allow_unicode=True).strip(),
+        repo_id=repo_id or args.hub_dataset_id or "<your-repo-id>",
+        source_description=source,
+        source_license=args.source_license,
+        citation=CITATION,
+    )
+
+
+def hub_folder(ds, out: Path, config_name: str, card) -> Path:
+    """The local image of the Hub dataset repo: ``<config>/train-*.parquet`` with the kept rows, the run's summary and
+    plot next to them, and the card whose ``configs`` metadata names the config (so ``load_dataset(folder_or_repo,
+    config_name)`` works). ``push_dataset`` uploads exactly this folder."""
+    folder = out / "hub"
+    data_dir = folder / config_name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    kept = ds.filter(lambda s: s == "ok", input_columns="status")
+    kept.to_parquet(str(data_dir / "train-00000-of-00001.parquet"))
+    for name in ("summary.json", "scores.png"):
+        if (out / name).exists():
+            shutil.copyfile(out / name, data_dir / name)
+    card = type(card)(str(card))  # a copy
+    card.data.configs = [
+        {"config_name": config_name, "data_files": [{"split": "train", "path": f"{config_name}/train-*.parquet"}]}
+    ]
+    card.save(str(folder / "README.md"))
+    return folder
+
+
+def push_dataset(folder: Path, repo_id: str, config_name: str, private: bool = False) -> str:
+    """Upload ``hub_folder``'s output to ``repo_id``; configs pushed earlier to the repo stay listed in its card."""
+    from huggingface_hub import DatasetCard, HfApi
+    from huggingface_hub.errors import EntryNotFoundError
+
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    try:
+        existing = DatasetCard.load(repo_id, repo_type="dataset").data.to_dict().get("configs") or []
+    except EntryNotFoundError:  # a new repo has no card yet
+        existing = []
+    card = DatasetCard.load(str(folder / "README.md"))
+    ours = card.data.to_dict()["configs"]
+    card.data.configs = [c for c in existing if c.get("config_name") != config_name] + ours
+    card.save(str(folder / "README.md"))
+    api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="dataset",
+        commit_message=f"REER synthesis: {config_name}",
+    )
+    url = f"https://huggingface.co/datasets/{repo_id}"
+    logger.info("Pushed %s to %s", config_name, url)
+    return url

@@ -1,0 +1,397 @@
+"""A whole synthesis run: load pairs, dedup, search them piece by piece (resumable, sharded across processes), merge,
+summarise, plot, save, card, push.
+
+Pieces: the rows are cut into pieces of ``map_batch_size * save_every`` rows; piece ``k`` belongs to process
+``k % num_processes``. Each piece is one ``datasets.map`` of the searcher and is written atomically
+(``pieces/piece-00000k.parquet`` plus its stats) before the next starts, so a killed run resumes at the first missing
+piece and loses at most the one in flight. The seeds of a map batch derive from its first row's index, so a resumed
+run writes exactly what an uninterrupted one would have. The main process merges the pieces in input order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+from reer_hf.configs import FilterConfig, GeneratorConfig, ScorerConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.data import load_pairs, to_messages
+from reer_hf.filters import pair_key
+from reer_hf.search import STATUS_OK, Searcher, search_features
+
+logger = logging.getLogger(__name__)
+
+# Options that change how a run is operated, not what it writes: a resumed run may change them.
+_OPERATIONAL = {
+    "output_dir",
+    "overwrite_output_dir",
+    "push_to_hub",
+    "hub_dataset_id",
+    "hub_config_name",
+    "hub_private",
+    "merge_timeout",
+    "dataset_pretty_name",
+    "source_license",
+    "source_description",
+    "generator_base_url",
+    "generator_api_key_env",
+    "generator_max_concurrency",
+    "generator_max_retries",
+    "generator_timeout",
+    "scorer_device",
+    "generator_device",
+}
+
+
+@dataclasses.dataclass
+class Piece:
+    index: int
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"piece-{self.index:06d}"
+
+
+def run_config(*configs) -> dict:
+    """Every option of the run, by name (the card shows it; its semantic part fingerprints resumable pieces)."""
+    return {k: v for c in configs for k, v in dataclasses.asdict(c).items()}
+
+
+def fingerprint(config: dict, rows: int) -> str:
+    semantic = {k: v for k, v in sorted(config.items()) if k not in _OPERATIONAL}
+    return hashlib.sha256(json.dumps([semantic, rows], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def mark_duplicates(ds, enabled: bool = True):
+    """Add ``duplicate_of``: the index of the first row with the same normalised (query, answer), else None."""
+    first: dict[str, int] = {}
+    dup: list[int | None] = []
+    for i, (q, a) in enumerate(zip(ds["query"], ds["answer"], strict=True)):
+        if not enabled or not isinstance(q, str) or not isinstance(a, str):
+            dup.append(None)
+            continue
+        key = pair_key(q, a)
+        dup.append(first.get(key))
+        first.setdefault(key, i)
+    from datasets import Value
+
+    return ds.add_column("duplicate_of", dup, feature=Value("int64"))
+
+
+def plan_pieces(rows: int, piece_rows: int) -> list[Piece]:
+    return [Piece(k, lo, min(lo + piece_rows, rows)) for k, lo in enumerate(range(0, rows, piece_rows))]
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def build_components(gen_cfg: GeneratorConfig, scorer_cfg: ScorerConfig, device: str | None = None):
+    """The generator and the scorer; one transformers model serves both roles when they name the same model."""
+    from reer_hf.generation import build_generator
+    from reer_hf.scoring import Scorer
+
+    if device and scorer_cfg.scorer_device == "auto":
+        scorer_cfg = dataclasses.replace(scorer_cfg, scorer_device=device)
+    if device and gen_cfg.generator_device == "auto":
+        gen_cfg = dataclasses.replace(gen_cfg, generator_device=device)
+    scorer = Scorer.from_config(scorer_cfg)
+    shared = None
+    same = (gen_cfg.generator_model, gen_cfg.generator_dtype, gen_cfg.generator_device) == (
+        scorer_cfg.scorer_model,
+        scorer_cfg.scorer_dtype,
+        scorer_cfg.scorer_device,
+    )
+    if gen_cfg.generator_backend == "transformers" and scorer_cfg.scorer_backend == "transformers" and same:
+        shared = (scorer.backend.model, scorer.tokenizer)
+    return build_generator(gen_cfg, shared=shared), scorer
+
+
+def synthesize(
+    args: SynthesisScriptArguments,
+    gen_cfg: GeneratorConfig,
+    search_cfg: SearchConfig,
+    filter_cfg: FilterConfig,
+    scorer_cfg: ScorerConfig,
+    process_index: int | None = None,
+    num_processes: int | None = None,
+) -> dict | None:
+    """Run (or resume) the search; the main process returns the run summary, the others None."""
+    from tqdm.auto import tqdm
+
+    if process_index is None or num_processes is None:
+        from accelerate import PartialState
+
+        state = PartialState()
+        process_index, num_processes = state.process_index, state.num_processes
+        device = str(state.device) if state.device.type == "cuda" else None
+    else:
+        state, device = None, None
+    is_main = process_index == 0
+    wall = time.perf_counter()
+    ds = load_pairs(
+        args.dataset_name,
+        args.dataset_split,
+        args.dataset_query_column,
+        args.dataset_answer_column,
+        args.max_rows,
+        args.dataset_config,
+    )
+    clashes = [c for c in search_features() if c in ds.column_names]
+    if clashes:
+        ds = ds.rename_columns({c: f"source_{c}" for c in clashes})
+    ds = mark_duplicates(ds, filter_cfg.filter_dedup)
+    config = run_config(args, gen_cfg, search_cfg, filter_cfg, scorer_cfg)
+    out = Path(args.output_dir)
+    pieces_dir = out / "pieces"
+    if is_main:
+        _prepare(pieces_dir, fingerprint(config, len(ds)), args.overwrite_output_dir)
+    if state is not None:
+        state.wait_for_everyone()  # the main process may have cleared the pieces (overwrite_output_dir)
+    pieces_dir.mkdir(parents=True, exist_ok=True)
+    pieces = plan_pieces(len(ds), args.map_batch_size * args.save_every)
+    mine = [p for p in pieces if p.index % num_processes == process_index]
+    todo = [p for p in mine if not (pieces_dir / f"{p.name}.parquet").exists()]
+    done_rows = sum(p.stop - p.start for p in mine) - sum(p.stop - p.start for p in todo)
+    if done_rows:
+        logger.info("Resuming: %d of this process's %d rows are already searched", done_rows, done_rows + len(ds))
+    if todo:
+        generator, scorer = build_components(gen_cfg, scorer_cfg, device)
+        searcher = Searcher(
+            generator,
+            scorer,
+            search_cfg,
+            filter_cfg,
+            to_messages=lambda q, z, a: to_messages(
+                q, z, a, args.messages_system_prompt, args.messages_assistant_format
+            ),
+        )
+        features = ds.features.copy()
+        features.update(search_features())
+        bar = tqdm(
+            total=sum(p.stop - p.start for p in mine),
+            initial=done_rows,
+            unit="row",
+            desc=f"REER search [{process_index + 1}/{num_processes}]",
+            dynamic_ncols=True,
+        )
+        searcher.on_step = lambda step, active: bar.set_postfix(
+            step=f"{step + 1}/{search_cfg.search_max_step}", active=active
+        )
+        try:
+            for piece in todo:
+                _search_piece(ds, piece, searcher, features, pieces_dir, args.map_batch_size)
+                bar.update(piece.stop - piece.start)
+        except Exception as err:
+            if num_processes > 1:  # tell the main process, which polls for the pieces, instead of letting it wait
+                (pieces_dir / f"failed-{process_index}.txt").write_text(f"process {process_index}: {err!r}")
+            raise
+        finally:
+            bar.close()
+    if not is_main:
+        return None
+    merged = _merge(pieces, pieces_dir, args.merge_timeout)
+    summary = summarize(merged, _piece_stats(pieces, pieces_dir), time.perf_counter() - wall)
+    summary["hub_config_name"] = args.hub_config_name or config_name(search_cfg, scorer_cfg, gen_cfg)
+    folder = save_outputs(merged, summary, config, args, out)
+    if args.push_to_hub:
+        from reer_hf.cards import push_dataset
+
+        summary["hub_url"] = push_dataset(folder, args.hub_dataset_id, summary["hub_config_name"], args.hub_private)
+    return summary
+
+
+def _prepare(pieces_dir: Path, print_: str, overwrite: bool) -> None:
+    marker = pieces_dir / "run.json"
+    if overwrite and pieces_dir.exists():
+        shutil.rmtree(pieces_dir)
+    if marker.exists():
+        previous = json.loads(marker.read_text()).get("fingerprint")
+        if previous != print_:
+            raise ValueError(
+                f"{pieces_dir} holds pieces of a run with other settings or data (fingerprint {previous}, now "
+                f"{print_}); use another --output_dir or --overwrite_output_dir to start over"
+            )
+        return
+    pieces_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"fingerprint": print_}))
+
+
+def _search_piece(ds, piece: Piece, searcher: Searcher, features, pieces_dir: Path, batch_size: int) -> None:
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+
+    before = Counter(searcher.stats) + Counter(searcher.generator.stats)
+    start = time.perf_counter()
+    shown = is_progress_bar_enabled()
+    disable_progress_bar()  # the run's own bar counts rows across pieces
+    try:
+        result = ds.select(range(piece.start, piece.stop)).map(
+            searcher,
+            batched=True,
+            batch_size=batch_size,  # the lock-step unit
+            with_indices=True,
+            fn_kwargs={"offset": piece.start},
+            features=features,
+            load_from_cache_file=False,
+            keep_in_memory=True,
+        )
+    finally:
+        if shown:
+            enable_progress_bar()
+    stats = {k: v - before.get(k, 0) for k, v in (Counter(searcher.stats) + Counter(searcher.generator.stats)).items()}
+    stats["wall_seconds"] = time.perf_counter() - start
+    _atomic_write(pieces_dir / f"{piece.name}.json", lambda p: p.write_text(json.dumps(stats)))
+    _atomic_write(pieces_dir / f"{piece.name}.parquet", lambda p: result.to_parquet(str(p)))
+
+
+def _merge(pieces: list[Piece], pieces_dir: Path, timeout: float):
+    """All pieces in input order, once every process has written its own (polled: no collective over hours)."""
+    from datasets import concatenate_datasets, load_dataset
+
+    deadline = time.monotonic() + timeout
+    waiting = [p for p in pieces if not (pieces_dir / f"{p.name}.parquet").exists()]
+    if waiting:
+        logger.info("Waiting for %d pieces from the other processes", len(waiting))
+    while waiting:
+        failed = sorted(pieces_dir.glob("failed-*.txt"))
+        if failed:
+            raise RuntimeError(f"Another process failed: {failed[0].read_text()[:2000]}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(waiting)} pieces still missing in {pieces_dir} (e.g. {waiting[0].name})")
+        time.sleep(5)
+        waiting = [p for p in waiting if not (pieces_dir / f"{p.name}.parquet").exists()]
+    parts = [
+        load_dataset("parquet", data_files=str(pieces_dir / f"{p.name}.parquet"), split="train", keep_in_memory=True)
+        for p in pieces
+    ]
+    return concatenate_datasets(parts) if parts else None
+
+
+def _piece_stats(pieces: list[Piece], pieces_dir: Path) -> Counter:
+    total: Counter = Counter()
+    for p in pieces:
+        path = pieces_dir / f"{p.name}.json"
+        if path.exists():
+            total.update(json.loads(path.read_text()))
+    return total
+
+
+def _quantiles(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    values = sorted(values)
+    q = statistics.quantiles(values, n=10) if len(values) > 1 else [values[0]] * 9
+    return {
+        "n": len(values),
+        "mean": round(statistics.fmean(values), 4),
+        "median": round(statistics.median(values), 4),
+        "p10": round(q[0], 4),
+        "p90": round(q[-1], 4),
+        "min": round(values[0], 4),
+        "max": round(values[-1], 4),
+    }
+
+
+def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
+    """The run summary: counts by status and reason, scores before/after, acceptance per step, tokens and times."""
+    columns = ("status", "drop_reason", "trace", "initial_score", "final_score", "generated_tokens", "scored_tokens")
+    data = {c: ds[c] if ds is not None else [] for c in columns}
+    rows = len(data["status"])
+    status = Counter(data["status"])
+    reasons = Counter(f"{s}:{r}" for s, r in zip(data["status"], data["drop_reason"], strict=True) if r)
+    filters = Counter(r for s, r in zip(data["status"], data["drop_reason"], strict=True) if s == "filtered")
+    candidates: Counter = Counter()
+    attempts: Counter = Counter()
+    accepted: Counter = Counter()
+    initial, final, improved = [], [], 0
+    for row_status, trace, s0, s1 in zip(
+        data["status"], data["trace"], data["initial_score"], data["final_score"], strict=True
+    ):
+        for step in trace:
+            candidates.update(step["candidate_status"])
+            attempts[step["segment"]] += 1
+            accepted[step["segment"]] += step["accepted"]
+        if s0 is not None and s1 is not None and row_status in (STATUS_OK, "filtered"):
+            initial.append(s0)
+            final.append(s1)
+            improved += s1 < s0
+    searched = len(initial)
+    kept = status.get(STATUS_OK, 0)
+    return {
+        "rows": rows,
+        "kept": kept,
+        "status": dict(status),
+        "drop_reasons": dict(sorted(reasons.items())),
+        "filters": dict(filters),
+        "candidates": dict(candidates),
+        "initial_score": _quantiles(initial),
+        "final_score": _quantiles(final),
+        "rows_improved": improved,
+        "rows_scored": searched,
+        "mean_score_drop": round(statistics.fmean(a - b for a, b in zip(initial, final, strict=True)), 4)
+        if initial
+        else math.nan,
+        "acceptance_per_step": {
+            str(k): {"attempted": attempts[k], "accepted": accepted[k], "rate": round(accepted[k] / attempts[k], 3)}
+            for k in sorted(attempts)
+        },
+        "generator_calls": stats.get("generator_calls", 0),
+        "scorer_calls": stats.get("scorer_calls", 0),
+        "generated_tokens": sum(data["generated_tokens"]),
+        "scored_tokens": sum(data["scored_tokens"]),
+        "generator_seconds": round(stats.get("generator_seconds", 0.0), 2),
+        "scorer_seconds": round(stats.get("scorer_seconds", 0.0), 2),
+        "search_seconds": round(stats.get("wall_seconds", 0.0), 2),
+        "wall_seconds": round(wall_seconds, 2),
+        "rows_per_second": round(rows / stats["wall_seconds"], 4) if stats.get("wall_seconds") else None,
+    }
+
+
+def config_name(search_cfg: SearchConfig, scorer_cfg: ScorerConfig, gen_cfg: GeneratorConfig) -> str:
+    """A Hub config name that carries the key hyperparameters, e.g. ``qwen3-8b-base-k2-s10-t0.25``."""
+    import re
+
+    scorer = scorer_cfg.scorer_model.rstrip("/").split("/")[-1].split(":")[-1].lower()
+    parts = [
+        scorer,
+        f"k{search_cfg.search_num_expansion}",
+        f"s{search_cfg.search_max_step}",
+        f"t{search_cfg.search_stop_thresh:g}",
+    ]
+    if not search_cfg.search_reflection:
+        parts.append("noreflect")
+    if search_cfg.search_edit_format != "analyze":
+        parts.append(search_cfg.search_edit_format)
+    return re.sub(r"[^a-z0-9._-]+", "-", "-".join(parts))
+
+
+def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments, out: Path) -> Path | None:
+    """The dataset (save_to_disk and parquet), the summary JSON, the plot, the dataset card, and the local image of
+    the Hub repo (``out/hub``, which ``--push_to_hub`` uploads as it is); returns that folder."""
+    from reer_hf.cards import hub_folder, render_dataset_card
+    from reer_hf.plots import plot_scores
+
+    out.mkdir(parents=True, exist_ok=True)
+    if ds is not None:
+        if (out / "dataset").exists():
+            shutil.rmtree(out / "dataset")
+        ds.save_to_disk(str(out / "dataset"))
+        ds.to_parquet(str(out / "reer.parquet"))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    if ds is not None and len(ds):
+        plot_scores(ds, out / "scores.png")
+    card = render_dataset_card(summary, config, args)
+    card.save(str(out / "README.md"))
+    return hub_folder(ds, out, summary["hub_config_name"], card) if ds is not None else None

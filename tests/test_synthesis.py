@@ -1,0 +1,209 @@
+"""A whole synthesis run: pieces, resume after a crash, sharding across processes, summary, plot, card, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+from openai_server import OpenAIServer
+from test_search import ANSWER, QUERY, Writer
+
+import reer_hf.synthesis as synthesis
+from reer_hf.configs import FilterConfig, GeneratorConfig, ScorerConfig, SearchConfig, SynthesisScriptArguments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def pairs_file(tmp_path) -> Path:
+    path = tmp_path / "pairs.jsonl"
+    rows = [{"question": f"{QUERY} Version {i}.", "answer": f"<think>old thoughts</think>{ANSWER}"} for i in range(5)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def configs(out: Path, data: Path, model_dir: Path, generator: GeneratorConfig, **search):
+    args = SynthesisScriptArguments(dataset_name=str(data), map_batch_size=2, output_dir=str(out))
+    values = dict(search_max_step=2, search_stop_thresh=0.0, search_min_rollout_tokens=5, search_max_new_tokens=48)
+    values.update(search)
+    return (
+        args,
+        generator,
+        SearchConfig(**values),
+        FilterConfig(filter_min_thinking_tokens=None),
+        ScorerConfig(
+            scorer_model=str(model_dir),
+            scorer_dtype="fp32",
+            scorer_device="cpu",
+            scorer_clip=False,
+            scorer_max_length=4096,
+        ),
+    )
+
+
+def scripted(server) -> GeneratorConfig:
+    return GeneratorConfig(generator_backend="openai", generator_base_url=server.base_url, generator_model="w")
+
+
+def crash_after(monkeypatch, pieces: int):
+    real = synthesis._search_piece
+    done = []
+
+    def flaky(*args, **kwargs):
+        if len(done) == pieces:
+            raise KeyboardInterrupt("killed")
+        real(*args, **kwargs)
+        done.append(1)
+
+    monkeypatch.setattr(synthesis, "_search_piece", flaky)
+
+
+def test_run_outputs_resume_and_card(tmp_path, pairs_file, tiny_llama_dir, monkeypatch):
+    with OpenAIServer(Writer()) as server:
+        full = configs(tmp_path / "full", pairs_file, tiny_llama_dir, scripted(server))
+        summary = synthesis.synthesize(*full, process_index=0, num_processes=1)
+        crashed = configs(tmp_path / "crashed", pairs_file, tiny_llama_dir, scripted(server))
+        crash_after(monkeypatch, 1)
+        with pytest.raises(KeyboardInterrupt):
+            synthesis.synthesize(*crashed, process_index=0, num_processes=1)
+        assert sorted(p.name for p in (tmp_path / "crashed" / "pieces").glob("*.parquet")) == ["piece-000000.parquet"]
+        monkeypatch.undo()
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        before = len(server.requests)
+        resumed = synthesis.synthesize(*crashed, process_index=0, num_processes=1)
+        assert len(server.requests) - before == 3 * (1 + 2)  # only the 3 rows of the two missing pieces
+
+    a = load_from_disk(str(tmp_path / "full" / "dataset"))
+    b = load_from_disk(str(tmp_path / "crashed" / "dataset"))
+    assert a.to_list() == b.to_list()
+    assert a["query"] == [f"{QUERY} Version {i}." for i in range(5)]
+    assert a["answer"] == [ANSWER] * 5  # the old thinking was stripped
+    assert summary["rows"] == resumed["rows"] == 5 and summary["kept"] == 5
+    assert summary["generator_calls"] == 3 * (1 + 2)  # 3 map batches, each 1 + max_step calls
+    assert summary["initial_score"]["median"] >= summary["final_score"]["median"]
+    assert set(summary["acceptance_per_step"]) == {"0", "1"}
+
+    out = tmp_path / "full"
+    for name in ("reer.parquet", "summary.json", "scores.png", "README.md"):
+        assert (out / name).is_file(), name
+    assert (out / "scores.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n") and "license: other" in card
+    assert "search_num_expansion: 2" in card and "scorer_model:" in card  # the full configuration
+    assert "Reverse-Engineered Reasoning for Open-Ended Generation" in card and "2509.06160" in card
+    assert f"| rows searched / kept | 5 / {summary['kept']} |" in card
+    assert summary["hub_config_name"] in card
+
+    # the local image of the Hub repo loads by its config name, with the kept rows only
+    from datasets import load_dataset
+
+    hub = load_dataset(str(out / "hub"), summary["hub_config_name"], split="train")
+    assert hub.to_list() == a.filter(lambda s: s == "ok", input_columns="status").to_list()
+    assert (out / "hub" / summary["hub_config_name"] / "summary.json").is_file()
+
+    # other settings on the same output_dir: refused, unless asked to start over
+    other = configs(tmp_path / "full", pairs_file, tiny_llama_dir, full[1], search_max_step=3)
+    with pytest.raises(ValueError, match="overwrite_output_dir"):
+        synthesis.synthesize(*other, process_index=0, num_processes=1)
+
+
+def test_processes_take_their_shards_and_the_main_one_merges(tmp_path, pairs_file, tiny_llama_dir):
+    with OpenAIServer(Writer()) as server:
+        single = configs(tmp_path / "single", pairs_file, tiny_llama_dir, scripted(server))
+        synthesis.synthesize(*single, process_index=0, num_processes=1)
+        sharded = configs(tmp_path / "sharded", pairs_file, tiny_llama_dir, scripted(server))
+        assert synthesis.synthesize(*sharded, process_index=1, num_processes=2) is None  # rank 1: piece 1 only
+        assert [p.name for p in (tmp_path / "sharded" / "pieces").glob("*.parquet")] == ["piece-000001.parquet"]
+        summary = synthesis.synthesize(*sharded, process_index=0, num_processes=2)  # rank 0: pieces 0, 2; merges
+    assert summary["rows"] == 5
+    a = load_from_disk(str(tmp_path / "single" / "dataset"))
+    b = load_from_disk(str(tmp_path / "sharded" / "dataset"))
+    assert a.to_list() == b.to_list()
+
+
+def test_resume_with_real_sampling_is_identical(tmp_path, pairs_file, tiny_llama_dir, monkeypatch):
+    """The transformers generator samples for real: seeds per map batch make a resumed run write the same data."""
+    generator = GeneratorConfig(generator_model=str(tiny_llama_dir), generator_dtype="fp32", generator_device="cpu")
+    kw = dict(search_segment_min_chars=1, search_min_rollout_tokens=1, search_edit_format="refine")
+    full = configs(tmp_path / "full", pairs_file, tiny_llama_dir, generator, **kw)
+    full[3].filter_repetition = False
+    synthesis.synthesize(*full, process_index=0, num_processes=1)
+    crashed = configs(tmp_path / "crashed", pairs_file, tiny_llama_dir, generator, **kw)
+    crashed[3].filter_repetition = False
+    crash_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        synthesis.synthesize(*crashed, process_index=0, num_processes=1)
+    monkeypatch.undo()
+    synthesis.synthesize(*crashed, process_index=0, num_processes=1)
+    a = load_from_disk(str(tmp_path / "full" / "dataset")).to_list()
+    b = load_from_disk(str(tmp_path / "crashed" / "dataset")).to_list()
+    assert a == b
+    assert all(row["z0"] for row in a)  # real sampled text, compared character for character
+
+
+def test_config_name_carries_the_key_hyperparameters():
+    name = synthesis.config_name(SearchConfig(), ScorerConfig(scorer_model="Qwen/Qwen3-8B-Base"), GeneratorConfig())
+    assert name == "qwen3-8b-base-k2-s10-t0.25"
+    ablation = synthesis.config_name(
+        SearchConfig(search_reflection=False, search_num_expansion=4), ScorerConfig(), GeneratorConfig()
+    )
+    assert ablation == "smollm2-135m-k4-s10-t0.25-noreflect"
+
+
+def test_synthesize_recipe_cli(tmp_path, tiny_llama_dir):
+    out = tmp_path / "cli"
+    cmd = [
+        sys.executable,
+        str(ROOT / "recipes" / "synthesize.py"),
+        "--config",
+        str(ROOT / "recipes" / "demo" / "synthesize.yaml"),
+        "--generator_model",
+        str(tiny_llama_dir),
+        "--scorer_model",
+        str(tiny_llama_dir),
+        "--generator_dtype",
+        "fp32",
+        "--scorer_dtype",
+        "fp32",
+        "--max_rows",
+        "2",
+        "--search_max_step",
+        "1",
+        "--search_max_new_tokens",
+        "24",
+        "--search_edit_max_new_tokens",
+        "16",
+        "--output_dir",
+        str(out),
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows"] == 2 and sum(summary["status"].values()) == 2
+    assert (out / "README.md").is_file() and (out / "reer.parquet").is_file()
+
+
+@pytest.mark.hub
+def test_push_to_hub(tmp_path, pairs_file, tiny_llama_dir):  # pragma: no cover - needs the Hub and a token
+    repo = os.environ.get("REER_HF_TEST_DATASET_REPO")
+    if not repo:
+        pytest.skip("set REER_HF_TEST_DATASET_REPO (and HF_TOKEN) to a scratch dataset repo")
+    with OpenAIServer(Writer()) as server:
+        args, *rest = configs(tmp_path / "hub", pairs_file, tiny_llama_dir, scripted(server))
+        args.push_to_hub, args.hub_dataset_id = True, repo
+        summary = synthesis.synthesize(args, *rest, process_index=0, num_processes=1)
+    from datasets import load_dataset
+
+    pushed = load_dataset(repo, summary["hub_config_name"], split="train")
+    assert len(pushed) == summary["kept"]
