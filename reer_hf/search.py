@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reer_hf.configs import FilterConfig, SearchConfig
+from reer_hf.data import strip_thinking
 from reer_hf.filters import check_thinking, leaked_span
 from reer_hf.generation import FINISH_ERROR, FINISH_LENGTH, Generator, Request, Sampling
 from reer_hf.prompts import detect_language, render
@@ -206,6 +207,10 @@ class Searcher:
                 return item.drop(f"{name}_not_text" if value is not None else f"{name}_missing", STATUS_INVALID)
             if not value.strip():
                 return item.drop(f"{name}_empty", STATUS_INVALID)
+        if THINK_CLOSE in item.answer:  # the reference is what follows the last </think> (REER.md 3.1)
+            item.answer = strip_thinking(item.answer)
+            if not item.answer:
+                return item.drop("answer_empty", STATUS_INVALID)
         item.lang = detect_language(item.query)
         if duplicate_of is not None:
             return item.drop(f"duplicate_of:{duplicate_of}", STATUS_DUPLICATE)

@@ -132,9 +132,11 @@ def synthesize(
     from tqdm.auto import tqdm
 
     if process_index is None or num_processes is None:
+        import torch
         from accelerate import PartialState
 
-        state = PartialState()
+        # cpu=True on machines without CUDA, or accelerate treats CPU processes as one (every rank 0 of 1)
+        state = PartialState(cpu=not torch.cuda.is_available())
         process_index, num_processes = state.process_index, state.num_processes
         device = str(state.device) if state.device.type == "cuda" else None
     else:

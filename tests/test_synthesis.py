@@ -207,3 +207,42 @@ def test_push_to_hub(tmp_path, pairs_file, tiny_llama_dir):  # pragma: no cover 
 
     pushed = load_dataset(repo, summary["hub_config_name"], split="train")
     assert len(pushed) == summary["kept"]
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_processes_merge_like_one(tmp_path, pairs_file, tiny_llama_dir):
+    """Real data parallelism (two CPU processes, gloo): each takes its pieces, the main one merges in input order."""
+    accelerate = Path(sys.executable).with_name("accelerate")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", ACCELERATE_USE_CPU="true")
+    with OpenAIServer(Writer()) as server:
+        outputs = {}
+        for name, launch in (
+            ("one", [sys.executable]),
+            ("two", [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]),
+        ):
+            out = tmp_path / name
+            cmd = [
+                *launch,
+                str(ROOT / "recipes" / "synthesize.py"),
+                "--dataset_name", str(pairs_file),
+                "--map_batch_size", "1",
+                "--output_dir", str(out),
+                "--generator_backend", "openai",
+                "--generator_base_url", server.base_url,
+                "--generator_model", "w",
+                "--search_max_step", "2",
+                "--search_min_rollout_tokens", "5",
+                "--filter_min_thinking_tokens", "1",
+                "--scorer_model", str(tiny_llama_dir),
+                "--scorer_dtype", "fp32",
+                "--scorer_clip", "false",
+                "--scorer_max_length", "4096",
+            ]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            if name == "two":  # both ranks searched: each shows its own progress bar
+                assert "REER search [1/2]" in proc.stderr and "REER search [2/2]" in proc.stderr
+            outputs[name] = load_from_disk(str(out / "dataset")).to_list()
+    assert len(outputs["two"]) == 5
+    assert outputs["one"] == outputs["two"]
