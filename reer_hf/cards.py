@@ -6,6 +6,7 @@ The templates live at the top of the repository (``model_cards/``), next to the 
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def render_dataset_card(summary: dict, config: dict, args, repo_id: str | None =
     from huggingface_hub import DatasetCard, DatasetCardData
 
     data = DatasetCardData(
-        language=["en", "zh"],
+        language=sorted(summary.get("languages") or {"en": 0}),
         license=args.source_license,
         pretty_name=args.dataset_pretty_name,
         size_categories=_size_category(summary.get("kept", 0)),
@@ -70,6 +71,8 @@ def hub_folder(ds, out: Path, config_name: str, card) -> Path:
     plot next to them, and the card whose ``configs`` metadata names the config (so ``load_dataset(folder_or_repo,
     config_name)`` works). ``push_dataset`` uploads exactly this folder."""
     folder = out / "hub"
+    if folder.exists():  # only this run's config: a stale one would be uploaded too
+        shutil.rmtree(folder)
     data_dir = folder / config_name
     data_dir.mkdir(parents=True, exist_ok=True)
     kept = ds.filter(lambda s: s == "ok", input_columns="status")
@@ -109,3 +112,77 @@ def push_dataset(folder: Path, repo_id: str, config_name: str, private: bool = F
     url = f"https://huggingface.co/datasets/{repo_id}"
     logger.info("Pushed %s to %s", config_name, url)
     return url
+
+
+def _loss_table(log_history: list[dict], max_rows: int = 20) -> list[dict]:
+    """The logged training losses (step, epoch, loss, learning rate), thinned to at most ``max_rows`` (last kept)."""
+    rows = [
+        {
+            "step": e.get("step"),
+            "epoch": round(e["epoch"], 3) if "epoch" in e else None,
+            "loss": round(e["loss"], 4),
+            "learning_rate": e.get("learning_rate"),
+        }
+        for e in log_history
+        if "loss" in e
+    ]
+    if len(rows) > max_rows:
+        stride = -(-len(rows) // max_rows)
+        rows = rows[::stride] + ([rows[-1]] if (len(rows) - 1) % stride else [])
+    return rows
+
+
+def render_model_card(
+    base_model: str,
+    run: dict,
+    data: dict,
+    hyperparameters: dict,
+    versions: dict,
+    metrics: dict | None = None,
+    log_history: list[dict] | None = None,
+    recipe_yaml: str | None = None,
+    recipe_path: str | None = None,
+    command: str | None = None,
+    distributed: str | None = None,
+    repo_id: str | None = None,
+):
+    """The model card of an SFT run (``model_cards/model_card.md``): base model, data and ablation, the recipe YAML
+    verbatim, training metrics, framework versions, intended use and limits, citation.
+
+    ``run`` names the paper run (``name``, ``change``, ``scores``: the paper's numbers to compare against); ``data``
+    holds the data sources and the data report; Hub ids (not local paths) go into the card's metadata.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    def hub_id(ref: str | None) -> str | None:
+        """``owner/name`` references that are no local path or file: the only ones the Hub metadata may name."""
+        if not ref or Path(ref).exists() or Path(ref).suffix in (".parquet", ".jsonl", ".json", ".csv"):
+            return None
+        return ref if re.fullmatch(r"[\w.-]+/[\w.-]+", ref) and not ref.startswith(".") else None
+
+    datasets = [d for d in (hub_id(data.get("dataset_name")), hub_id(data.get("mix_dataset_name"))) if d]
+    card_data = ModelCardData(
+        base_model=hub_id(base_model),
+        datasets=datasets or None,
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=["reer", "deepwriter", "long-form-writing", "reasoning", "sft", "trl", "reer-hf"]
+        + (["lora"] if run.get("lora") else []),
+    )
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path("model_card.md")),
+        base_model=base_model,
+        run=run,
+        data=data,
+        hyperparameters=hyperparameters,
+        versions=versions,
+        metrics=metrics or {},
+        losses=_loss_table(log_history or []),
+        recipe_yaml=recipe_yaml.strip() if recipe_yaml else None,
+        recipe_path=recipe_path,
+        command=command,
+        distributed=distributed,
+        repo_id=repo_id or "<your-repo-id>",
+        citation=CITATION,
+    )

@@ -73,6 +73,9 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 class Generator(ABC):
     """``generate(requests, sampling)`` returns ``sampling.n`` completions per request, in request order."""
 
+    #: whether the model continues the pre-fill (False for servers without pre-fill: the reply starts afresh)
+    sees_prefill: bool = True
+
     def __init__(self):
         self.stats: Counter = Counter()  # calls, requests, completions, tokens, errors, seconds
 
@@ -101,11 +104,12 @@ def render_prompt(tokenizer, request: Request) -> str:
 class TransformersGenerator(Generator):
     """Local batched sampling with ``model.generate`` (left padding, ``n`` return sequences per prompt)."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 16):
+    def __init__(self, model, tokenizer, batch_size: int = 16, share_prompt: bool = True):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.share_prompt = share_prompt
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.eos_ids = self._eos_ids()
@@ -150,13 +154,19 @@ class TransformersGenerator(Generator):
             kwargs.update(repetition_penalty=sampling.repetition_penalty)
         if sampling.stop:
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
+        if sampling.n > 1 and self.share_prompt and enc["input_ids"].shape[1] > 1:
+            enc, kwargs["past_key_values"] = self._shared_prefill(enc, sampling.n)
+            kwargs["num_return_sequences"] = 1
         generated = self.model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1] :].tolist()
+        pad = self.tokenizer.pad_token_id
         results = []
         for b in range(len(requests)):
             completions = []
             for ids in generated[b * sampling.n : (b + 1) * sampling.n]:
                 ended = next((t for t, tok in enumerate(ids) if tok in self.eos_ids), None)
                 ids = ids if ended is None else ids[:ended]
+                while ids and ids[-1] == pad and pad not in self.eos_ids:  # after a stop string
+                    ids = ids[:-1]
                 text = self.tokenizer.decode(ids, skip_special_tokens=True)
                 text, stopped = cut_at_stop(text, sampling.stop)
                 finished = ended is not None or stopped or len(ids) < sampling.max_new_tokens
@@ -164,6 +174,27 @@ class TransformersGenerator(Generator):
                 completions.append(Completion(text, n_tokens, FINISH_STOP if finished else FINISH_LENGTH))
             results.append(completions)
         return results
+
+    def _shared_prefill(self, enc, n: int):
+        """Run each prompt once into a KV cache and give its ``n`` samples copies of it: ``num_return_sequences``
+        would prefill every prompt ``n`` times (the edit prompt holds the query, the answer and the whole thinking).
+        ``generate`` then only runs the prompts' last tokens; positions follow the left padding as it computes them.
+        """
+        from transformers import DynamicCache
+
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        self.model(
+            input_ids=ids[:, :-1],
+            attention_mask=mask[:, :-1],
+            position_ids=positions[:, :-1],
+            past_key_values=cache,
+            use_cache=True,
+        )
+        cache.batch_repeat_interleave(n)
+        expanded = {"input_ids": ids.repeat_interleave(n, 0), "attention_mask": mask.repeat_interleave(n, 0)}
+        return expanded, cache
 
 
 def _finish(reason: Any) -> str:
@@ -205,7 +236,7 @@ class OpenAIGenerator(Generator):
     not, since repeating them cannot help. ``stats["retries"]`` counts the retries.
     """
 
-    RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+    RETRY_STATUS = frozenset({408, 429, 502, 503, 504})  # timeouts, rate limits, gateways
     NETWORK_ERRORS = (http.ConnectionError, http.Timeout, http.exceptions.ChunkedEncodingError)
     MAX_RETRY_AFTER = 60.0
 
@@ -215,6 +246,7 @@ class OpenAIGenerator(Generator):
         self.base_url = config.generator_base_url.rstrip("/")
         self.backoff = backoff
         self.chat = config.generator_prefill_mode != "completions"
+        self.sees_prefill = config.generator_prefill_mode != "none"
         self.endpoint = f"{self.base_url}/{'chat/completions' if self.chat else 'completions'}"
         self.headers = {"Content-Type": "application/json"}
         key = os.environ.get(config.generator_api_key_env) if config.generator_api_key_env else None
@@ -378,27 +410,34 @@ class VLLMGenerator(Generator):
             kwargs.setdefault("dtype", str(resolve_dtype(config.generator_dtype)).removeprefix("torch."))
         self.llm = LLM(model=resolve_model(config.generator_model), **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
 
     def _generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
-        prompts = [
-            {"prompt_token_ids": self.tokenizer.encode(render_prompt(self.tokenizer, r), add_special_tokens=False)}
-            for r in requests
-        ]
+        ids = [self.tokenizer.encode(render_prompt(self.tokenizer, r), add_special_tokens=False) for r in requests]
+        # A prompt that leaves no room to generate fails alone (vLLM would raise for the whole batch).
+        fits = [i for i, p in enumerate(ids) if len(p) < self.max_model_len]
         params = [
             self._sampling_params(
                 n=sampling.n,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
-                max_tokens=sampling.max_new_tokens,
+                max_tokens=min(sampling.max_new_tokens, self.max_model_len - len(ids[i])),
                 seed=None if sampling.seed is None else sampling.seed + i,  # as the openai backend
                 stop=list(sampling.stop) or None,
                 repetition_penalty=sampling.repetition_penalty,
             )
-            for i in range(len(requests))
+            for i in fits
         ]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        prompts = [{"prompt_token_ids": ids[i]} for i in fits]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
+        by_index = dict(zip(fits, outputs, strict=True))
+        too_long = f"prompt longer than the generator's context ({self.max_model_len} tokens)"
         results = []
-        for output in outputs:
+        for i in range(len(requests)):
+            if i not in by_index:
+                results.append([Completion.failed(too_long) for _ in range(sampling.n)])
+                continue
+            output = by_index[i]
             completions = []
             for j in range(sampling.n):
                 if j >= len(output.outputs):

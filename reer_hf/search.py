@@ -37,7 +37,7 @@ STATUSES = (STATUS_OK, STATUS_DROPPED, STATUS_FILTERED, STATUS_INVALID, STATUS_D
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 REFINE_OPEN, REFINE_CLOSE = "<refine>", "</refine>"
 ANALYZE_OPEN = "<analyze>"
-_TAGS = (THINK_OPEN, THINK_CLOSE, REFINE_OPEN, REFINE_CLOSE, ANALYZE_OPEN, "</analyze>")
+_TAGS = (THINK_OPEN, THINK_CLOSE, REFINE_OPEN, REFINE_CLOSE, ANALYZE_OPEN, "</analyze>", "<answer>", "</answer>")
 SEPARATOR = "\n\n"
 
 
@@ -47,8 +47,10 @@ def search_features():
 
     step = {
         "segment": Value("int32"),
+        "candidates": List(Value("string")),
         "candidate_scores": List(Value("float64")),
         "candidate_status": List(Value("string")),
+        "chosen": Value("int32"),
         "accepted": Value("bool"),
         "score_after": Value("float64"),
     }
@@ -82,6 +84,7 @@ class _Item:
     query: Any
     answer: Any
     lang: str = "en"
+    answer_lang: str = "en"
     status: str = STATUS_OK
     drop_reason: str | None = None
     stop_reason: str | None = None
@@ -212,8 +215,9 @@ class Searcher:
             if not item.answer:
                 return item.drop("answer_empty", STATUS_INVALID)
         item.lang = detect_language(item.query)
+        item.answer_lang = detect_language(item.answer)
         if duplicate_of is not None:
-            return item.drop(f"duplicate_of:{duplicate_of}", STATUS_DUPLICATE)
+            return item.drop("duplicate", STATUS_DUPLICATE)  # of the row in the duplicate_of column
         # An answer that cannot fit the scorer's context even with no thinking is dropped before any generation.
         probe = self.scorer.encode([item.query], [""], [item.answer])[0]
         if getattr(probe, "status", STATUS_OK) != STATUS_OK:
@@ -231,7 +235,8 @@ class Searcher:
         if not todo:
             return
         cfg = self.config
-        openers = [self._opener(it) for it in todo]
+        # a server without pre-fill never sees the opener, so it is not part of the trajectory either
+        openers = [self._opener(it) if self.generator.sees_prefill else "" for it in todo]
         requests = [
             Request(
                 messages=[
@@ -274,6 +279,10 @@ class Searcher:
             it.segments, it.seps = split_trajectory(it.z0, cfg.search_segment_min_chars)
             if completion.n_tokens < cfg.search_min_rollout_tokens:
                 it.drop("short_rollout")
+            elif not it.finished and self.filters.filter_end_of_thinking:
+                it.drop("end_of_thinking", STATUS_FILTERED)  # cut by the token limit: no search can fix that
+            elif any(tag in it.z0 for tag in _TAGS):
+                it.drop("malformed")
             elif len(it.segments) <= 1:
                 it.drop("single_segment")
             elif self._leaks(it.z0, it):
@@ -294,7 +303,7 @@ class Searcher:
         requests, prefills = [], []
         for it in active:
             prefill = f"{ANALYZE_OPEN}\n" if cfg.search_edit_format == "analyze" else f"{REFINE_OPEN}\n"
-            if cfg.search_edit_format == "refine" and cfg.search_refine_lead_words:
+            if cfg.search_edit_format == "refine" and cfg.search_refine_lead_words and self.generator.sees_prefill:
                 prefill += lead_words(it.segments[step], cfg.search_refine_lead_words)
             prefills.append(prefill)
             before, after = it.thinking()[: self._offset(it, step)], it.thinking()[self._offset(it, step + 1) :]
@@ -325,8 +334,10 @@ class Searcher:
         for it, samples, prefill in zip(active, completions, prefills, strict=True):
             record = {
                 "segment": step,
+                "candidates": [None] * len(samples),
                 "candidate_scores": [None] * len(samples),
                 "candidate_status": [""] * len(samples),
+                "chosen": -1,
                 "accepted": False,
                 "score_after": it.score,
             }
@@ -334,21 +345,24 @@ class Searcher:
                 it.generated_tokens += completion.n_tokens
                 rewrite, status = self._parse_rewrite(completion, prefill, it, step)
                 record["candidate_status"][k] = status
+                record["candidates"][k] = rewrite
                 if rewrite is not None:
                     pending.append((it, k, rewrite))
             records.append(record)
         results = self._score([(it, it.thinking(step, rewrite)) for it, _, rewrite in pending])
-        best: dict[int, tuple[float, float, str]] = {}
+        best: dict[int, tuple[float, float, str, int]] = {}
         by_item = {id(it): rec for it, rec in zip(active, records, strict=True)}
         for (it, k, rewrite), result in zip(pending, results, strict=True):
             record = by_item[id(it)]
             record["candidate_status"][k] = "scored" if result.status == STATUS_OK else result.status
             record["candidate_scores"][k] = result.score if not math.isnan(result.score) else None
             if result.status == STATUS_OK and (id(it) not in best or result.score < best[id(it)][0]):
-                best[id(it)] = (result.score, result.nll, rewrite)
+                best[id(it)] = (result.score, result.nll, rewrite, k)
         for it, record in zip(active, records, strict=True):
+            if id(it) in best:
+                record["chosen"] = best[id(it)][3]
             if id(it) in best and best[id(it)][0] < it.score:  # greedy: the score never rises
-                score, nll, rewrite = best[id(it)]
+                score, nll, rewrite, _ = best[id(it)]
                 it.segments[step] = rewrite
                 if step > 0:
                     it.seps[step - 1] = SEPARATOR
@@ -393,6 +407,10 @@ class Searcher:
         rewrite = text.rsplit(REFINE_OPEN, 1)[1].split(REFINE_CLOSE, 1)[0].strip()
         if not rewrite:
             return None, "empty_rewrite"
+        target = it.segments[step]
+        if self.config.search_edit_format == "refine" and SEPARATOR in target:
+            # refine stops at a blank line, so it rewrote the first paragraph of a merged segment; keep the rest
+            rewrite = rewrite + SEPARATOR + target.split(SEPARATOR, 1)[1]
         if any(tag in rewrite for tag in _TAGS):
             return None, "malformed"
         if rewrite == it.segments[step].strip():
@@ -404,7 +422,7 @@ class Searcher:
     def _leaks(self, text: str, it: _Item) -> bool:
         if not self.filters.filter_leak_guard:
             return False
-        span = leaked_span(text, it.answer, self.filters.filter_leak_ngram, it.lang, allowed=it.query)
+        span = leaked_span(text, it.answer, self.filters.filter_leak_ngram, it.answer_lang, allowed=it.query)
         return span is not None
 
     def _generate(self, requests: list[Request], sampling: Sampling):

@@ -14,7 +14,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import statistics
@@ -48,6 +47,15 @@ _OPERATIONAL = {
     "generator_timeout",
     "scorer_device",
     "generator_device",
+    # speed and memory knobs: lowering them after an out-of-memory crash must not void the finished pieces
+    "scorer_token_budget",
+    "scorer_carry_prefixes",
+    "scorer_pad_batches",
+    "scorer_fast_attention",
+    "scorer_attn_implementation",
+    "scorer_logits_chunk",
+    "scorer_vllm_kwargs",
+    "generator_vllm_kwargs",
 }
 
 
@@ -67,25 +75,29 @@ def run_config(*configs) -> dict:
     return {k: v for c in configs for k, v in dataclasses.asdict(c).items()}
 
 
-def fingerprint(config: dict, rows: int) -> str:
+def fingerprint(config: dict, data_hash: str) -> str:
+    """What a piece depends on: the semantic options and the rows themselves."""
     semantic = {k: v for k, v in sorted(config.items()) if k not in _OPERATIONAL}
-    return hashlib.sha256(json.dumps([semantic, rows], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([semantic, data_hash], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def mark_duplicates(ds, enabled: bool = True):
-    """Add ``duplicate_of``: the index of the first row with the same normalised (query, answer), else None."""
+    """Add ``duplicate_of``: the index of the first row with the same normalised (query, answer), else None. Also
+    returns a hash of all the rows, which ties resumable pieces to the data they were searched from."""
     first: dict[str, int] = {}
     dup: list[int | None] = []
+    digest = hashlib.sha256()
     for i, (q, a) in enumerate(zip(ds["query"], ds["answer"], strict=True)):
+        key = pair_key(q, a) if isinstance(q, str) and isinstance(a, str) else repr((q, a))
+        digest.update(key.encode())
         if not enabled or not isinstance(q, str) or not isinstance(a, str):
             dup.append(None)
             continue
-        key = pair_key(q, a)
         dup.append(first.get(key))
         first.setdefault(key, i)
     from datasets import Value
 
-    return ds.add_column("duplicate_of", dup, feature=Value("int64"))
+    return ds.add_column("duplicate_of", dup, feature=Value("int64")), digest.hexdigest()
 
 
 def plan_pieces(rows: int, piece_rows: int) -> list[Piece]:
@@ -151,15 +163,22 @@ def synthesize(
         args.max_rows,
         args.dataset_config,
     )
-    clashes = [c for c in search_features() if c in ds.column_names]
+    clashes = [c for c in [*search_features(), "duplicate_of"] if c in ds.column_names]
     if clashes:
         ds = ds.rename_columns({c: f"source_{c}" for c in clashes})
-    ds = mark_duplicates(ds, filter_cfg.filter_dedup)
+    ds, data_hash = mark_duplicates(ds, filter_cfg.filter_dedup)
     config = run_config(args, gen_cfg, search_cfg, filter_cfg, scorer_cfg)
     out = Path(args.output_dir)
     pieces_dir = out / "pieces"
     if is_main:
-        _prepare(pieces_dir, fingerprint(config, len(ds)), args.overwrite_output_dir)
+        _prepare(pieces_dir, fingerprint(config, data_hash), args.overwrite_output_dir)
+        if scorer_cfg.scorer_carry_prefixes < args.map_batch_size:
+            logger.warning(
+                "scorer_carry_prefixes (%d) < map_batch_size (%d): the rows' prefix caches cannot all be carried "
+                "from one step to the next, so most are recomputed; raise it if the scorer's memory allows",
+                scorer_cfg.scorer_carry_prefixes,
+                args.map_batch_size,
+            )
     if state is not None:
         state.wait_for_everyone()  # the main process may have cleared the pieces (overwrite_output_dir)
     pieces_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +187,8 @@ def synthesize(
     todo = [p for p in mine if not (pieces_dir / f"{p.name}.parquet").exists()]
     done_rows = sum(p.stop - p.start for p in mine) - sum(p.stop - p.start for p in todo)
     if done_rows:
-        logger.info("Resuming: %d of this process's %d rows are already searched", done_rows, done_rows + len(ds))
+        total = sum(p.stop - p.start for p in mine)
+        logger.info("Resuming: %d of this process's %d rows are already searched", done_rows, total)
     if todo:
         generator, scorer = build_components(gen_cfg, scorer_cfg, device)
         searcher = Searcher(
@@ -211,6 +231,8 @@ def synthesize(
     if args.push_to_hub:
         from reer_hf.cards import push_dataset
 
+        if folder is None:
+            raise ValueError("Nothing to push: the run produced no rows")
         summary["hub_url"] = push_dataset(folder, args.hub_dataset_id, summary["hub_config_name"], args.hub_private)
     return summary
 
@@ -219,6 +241,8 @@ def _prepare(pieces_dir: Path, print_: str, overwrite: bool) -> None:
     marker = pieces_dir / "run.json"
     if overwrite and pieces_dir.exists():
         shutil.rmtree(pieces_dir)
+    for stale in pieces_dir.glob("failed-*.txt"):  # left by a crashed process of an earlier launch
+        stale.unlink()
     if marker.exists():
         previous = json.loads(marker.read_text()).get("fingerprint")
         if previous != print_:
@@ -308,12 +332,23 @@ def _quantiles(values: list[float]) -> dict:
 
 def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
     """The run summary: counts by status and reason, scores before/after, acceptance per step, tokens and times."""
-    columns = ("status", "drop_reason", "trace", "initial_score", "final_score", "generated_tokens", "scored_tokens")
+    columns = (
+        "status",
+        "drop_reason",
+        "trace",
+        "initial_score",
+        "final_score",
+        "generated_tokens",
+        "scored_tokens",
+        "language",
+    )
     data = {c: ds[c] if ds is not None else [] for c in columns}
     rows = len(data["status"])
     status = Counter(data["status"])
     reasons = Counter(f"{s}:{r}" for s, r in zip(data["status"], data["drop_reason"], strict=True) if r)
     filters = Counter(r for s, r in zip(data["status"], data["drop_reason"], strict=True) if s == "filtered")
+    filters["dedup"] = status.get("duplicate", 0)
+    filters["leak_trajectory"] = reasons.get("dropped:leak", 0)
     candidates: Counter = Counter()
     attempts: Counter = Counter()
     accepted: Counter = Counter()
@@ -330,11 +365,13 @@ def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
             final.append(s1)
             improved += s1 < s0
     searched = len(initial)
+    filters["leak_rewrite"] = candidates.get("leak", 0)
     kept = status.get(STATUS_OK, 0)
     return {
         "rows": rows,
         "kept": kept,
         "status": dict(status),
+        "languages": dict(Counter(data["language"])),
         "drop_reasons": dict(sorted(reasons.items())),
         "filters": dict(filters),
         "candidates": dict(candidates),
@@ -344,7 +381,7 @@ def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
         "rows_scored": searched,
         "mean_score_drop": round(statistics.fmean(a - b for a, b in zip(initial, final, strict=True)), 4)
         if initial
-        else math.nan,
+        else None,
         "acceptance_per_step": {
             str(k): {"attempted": attempts[k], "accepted": accepted[k], "rate": round(accepted[k] / attempts[k], 3)}
             for k in sorted(attempts)
@@ -365,7 +402,10 @@ def config_name(search_cfg: SearchConfig, scorer_cfg: ScorerConfig, gen_cfg: Gen
     """A Hub config name that carries the key hyperparameters, e.g. ``qwen3-8b-base-k2-s10-t0.25``."""
     import re
 
-    scorer = scorer_cfg.scorer_model.rstrip("/").split("/")[-1].split(":")[-1].lower()
+    def short(model: str) -> str:
+        return model.rstrip("/").split("/")[-1].split(":")[-1].lower()
+
+    scorer = short(scorer_cfg.scorer_model)
     parts = [
         scorer,
         f"k{search_cfg.search_num_expansion}",
@@ -376,6 +416,8 @@ def config_name(search_cfg: SearchConfig, scorer_cfg: ScorerConfig, gen_cfg: Gen
         parts.append("noreflect")
     if search_cfg.search_edit_format != "analyze":
         parts.append(search_cfg.search_edit_format)
+    if short(gen_cfg.generator_model) != scorer:
+        parts.append(f"gen-{short(gen_cfg.generator_model)}")
     return re.sub(r"[^a-z0-9._-]+", "-", "-".join(parts))
 
 

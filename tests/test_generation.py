@@ -378,3 +378,24 @@ def test_vllm_generator(demo_model_dir):
     first = generator.generate(requests, greedy)
     assert texts(generator.generate(requests, greedy)) == texts(first)
     assert all("\n\n" not in cs[0].text for cs in first)
+
+
+def test_transformers_shared_prompt_prefill_is_exact_and_runs_each_prompt_once(tiny_tokenizer, requests_5):
+    """n samples of a prompt share one prefill (a KV cache copied n times) and sample exactly what n copies would."""
+    model = build_tiny_model("llama", len(tiny_tokenizer))
+    shared = TransformersGenerator(model, tiny_tokenizer, share_prompt=True)
+    copies = TransformersGenerator(model, tiny_tokenizer, share_prompt=False)
+    sampling = Sampling(n=3, max_new_tokens=12, seed=5)
+    assert texts(shared.generate(requests_5, sampling)) == texts(copies.generate(requests_5, sampling))
+    greedy_one = copies.generate(requests_5, Sampling(n=1, temperature=0.0, max_new_tokens=12))
+    greedy_two = shared.generate(requests_5, Sampling(n=2, temperature=0.0, max_new_tokens=12))
+    assert texts(greedy_two) == [t * 2 for t in texts(greedy_one)]
+
+    seen = []
+    hook = model.register_forward_pre_hook(lambda m, args, kw: seen.append(kw["input_ids"].shape), with_kwargs=True)
+    try:
+        shared.generate(requests_5[:2], Sampling(n=4, max_new_tokens=1, seed=0))
+    finally:
+        hook.remove()
+    width = seen[0][1] + 1  # the prefill runs every prompt but its last token, once
+    assert seen[0][0] == 2 and seen[1] == (8, 1) and width > 10

@@ -171,8 +171,21 @@ def test_scores_never_rise_and_z_star_holds_the_accepted_rewrites(demo_scorer):
         return [f"Role.\n</analyze>\n<refine>\n{target} {HINTS[k % 2]}\n" for k in range(payload["n"])]
 
     _SCORER[:] = [demo_scorer]
+    carried = demo_scorer.backend.stats["carried_tokens"]
     with OpenAIServer(Writer(edit=edit)) as server:
         out = run(make_searcher(server, demo_scorer), rows(3))
+        edits = [p for p in server.requests if not prefill_of(p).startswith("<think>")]
+    # each step's prefix comes from the cache carried from the step before
+    assert demo_scorer.backend.stats["carried_tokens"] > carried
+    # the edit prompt of step s shows the trajectory as accepted so far: every accepted rewrite before the target
+    for i, row in enumerate(out):
+        prompts = [user_text(p) for p in edits if f"Version {i}." in user_text(p)]
+        assert len(prompts) == len(row["trace"])
+        for step in row["trace"]:
+            if step["accepted"]:
+                rewrite = step["candidates"][step["chosen"]]
+                later = prompts[step["segment"] + 1 :]
+                assert all(rewrite in p.split("<thinking>")[1].split("[[TARGET]]")[0] for p in later)
     accepted_any = False
     for row in out:
         assert row["final_score"] <= row["initial_score"]
@@ -277,6 +290,7 @@ def test_bad_inputs_are_recorded_and_the_run_goes_on(tiny_llama_dir):
         ("I will not follow the format.", "no_refine"),
         ("Fine.\n</analyze>\n<refine>\n   \n", "empty_rewrite"),
         ("Fine.\n</analyze>\n<refine>\nA <think> tag inside</think> is not a paragraph.\n", "malformed"),
+        ("Fine.\n</analyze>\n<refine>\nThe plan. <answer>Once upon a time</answer>\n", "malformed"),
         (None, "unchanged"),
         (ServerReply(503), "generator_error"),
         (ServerReply(body="{not json"), "generator_error"),
@@ -349,7 +363,9 @@ def test_filters_on_the_final_trajectory(tiny_scorer, initial_text, finish, filt
         relaxed = filter_config(**switched_off)
         kept = run(make_searcher(server, tiny_scorer, search_config(search_max_step=1), relaxed), rows(1))
     assert (out[0]["status"], out[0]["drop_reason"]) == ("filtered", reason)
-    assert out[0]["z_star"] and out[0]["final_score"] is not None  # filtered rows keep their data
+    assert out[0]["z_star"]  # filtered rows keep their data
+    # a rollout cut by the token limit is filtered before any scoring or search; the others after the search
+    assert (out[0]["final_score"] is None) == (finish == "length")
     if reason in ("repetition", "end_of_thinking"):
         assert kept[0]["status"] == "ok"
 
@@ -368,7 +384,7 @@ def test_duplicates_are_searched_once(tiny_scorer):
     from reer_hf.synthesis import mark_duplicates
 
     data = rows(2) + [{"query": "  " + rows(1)[0]["query"].upper(), "answer": ANSWER + "\n"}]
-    ds = mark_duplicates(Dataset.from_list(data))
+    ds, _ = mark_duplicates(Dataset.from_list(data))
     assert ds["duplicate_of"] == [None, None, 0]
     with OpenAIServer(Writer()) as server:
         searcher = make_searcher(server, tiny_scorer, search_config(search_max_step=1))
@@ -376,7 +392,7 @@ def test_duplicates_are_searched_once(tiny_scorer):
         features.update(search_features())
         out = ds.map(searcher, batched=True, with_indices=True, features=features)
         assert len(server.requests) == 2 * 2
-    assert out["status"] == ["ok", "ok", "duplicate"] and out["drop_reason"][2] == "duplicate_of:0"
+    assert out["status"] == ["ok", "ok", "duplicate"] and out["drop_reason"][2] == "duplicate"
 
 
 def test_transformers_generator_in_the_search(tiny_llama_dir, tiny_scorer):
@@ -409,10 +425,45 @@ def test_refine_format_prefills_the_target_opening_words(tiny_scorer):
     assert out[0]["trace"][0]["candidate_status"] == ["scored", "scored"]
 
 
-def test_seeds_follow_rows_not_batches(tiny_scorer):
-    """Openers are drawn per row and sampling seeds per map batch from its first row: reruns are identical."""
+def test_reruns_are_identical_and_openers_follow_rows(tiny_scorer):
+    """Openers are drawn per row (whatever the batching); sampling seeds per map batch from its first row."""
     with OpenAIServer(Writer()) as server:
         a = run(make_searcher(server, tiny_scorer), rows(4), batch_size=2)
         b = run(make_searcher(server, tiny_scorer), rows(4), batch_size=2)
+        c = run(make_searcher(server, tiny_scorer), rows(4), batch_size=1)
+        seeds = {p["seed"] for p in server.requests if prefill_of(p).startswith("<think>")}
     assert a.to_list() == b.to_list()
     assert not any(math.isnan(s) for s in a["final_score"])
+    assert [z.split(" wants")[0] for z in a["z0"]] == [z.split(" wants")[0] for z in c["z0"]]
+    assert len(seeds) == 4  # batches of 2 and of 1 from different first rows: distinct seeds
+
+
+def test_rows_leave_the_lockstep_when_their_segments_run_out(tiny_scorer):
+    def initial(user, payload):  # row 0 has two segments, the others four
+        return [paragraphs(THINKING[:2] if "Version 0." in user else THINKING)]
+
+    with OpenAIServer(Writer(initial=initial)) as server:
+        searcher = make_searcher(server, tiny_scorer)
+        out = run(searcher, rows(3))
+        edits = [user_text(p) for p in server.requests if not prefill_of(p).startswith("<think>")]
+    assert [len(t) for t in out["trace"]] == [2, 3, 3]
+    assert out["stop_reason"] == ["segments_exhausted", "max_step", "max_step"]
+    assert sum("Version 0." in e for e in edits) == 2 and len(edits) == 2 + 3 + 3
+    assert searcher.generator.stats["calls"] == 1 + 3  # step 3 ran for the two rows still active, in one call
+
+
+def test_refine_format_on_a_merged_segment_rewrites_its_first_paragraph(tiny_scorer):
+    short = "Hmm, let me think."  # under 100 characters: merged into the paragraph that follows it
+    merged = [THINKING[0], short + "\n\n" + THINKING[1], THINKING[2], THINKING[3]]
+
+    with OpenAIServer(
+        Writer(
+            initial=lambda user, payload: [paragraphs(merged)],
+            edit=lambda target, payload: [" I slow down and picture the reader first."] * payload["n"],
+        )
+    ) as server:
+        search = search_config(search_max_step=2, search_edit_format="refine", search_refine_lead_words=2)
+        out = run(make_searcher(server, tiny_scorer, search), rows(1))
+    (row,) = out
+    candidate = row["trace"][1]["candidates"][0]
+    assert candidate == "Hmm, let I slow down and picture the reader first.\n\n" + THINKING[1]

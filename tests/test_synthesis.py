@@ -111,10 +111,18 @@ def test_run_outputs_resume_and_card(tmp_path, pairs_file, tiny_llama_dir, monke
     assert hub.to_list() == a.filter(lambda s: s == "ok", input_columns="status").to_list()
     assert (out / "hub" / summary["hub_config_name"] / "summary.json").is_file()
 
-    # other settings on the same output_dir: refused, unless asked to start over
+    assert summary["filters"] == {"dedup": 0, "leak_trajectory": 0, "leak_rewrite": 0}
+    assert summary["drop_reasons"] == {} and summary["candidates"]["scored"] > 0
+    assert summary["languages"] == {"en": 5} and "language:\n- en" in card
+
+    # other settings, or other rows, on the same output_dir: refused, unless asked to start over
     other = configs(tmp_path / "full", pairs_file, tiny_llama_dir, full[1], search_max_step=3)
     with pytest.raises(ValueError, match="overwrite_output_dir"):
         synthesis.synthesize(*other, process_index=0, num_processes=1)
+    lines = pairs_file.read_text().splitlines()
+    pairs_file.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")  # same rows, another order
+    with pytest.raises(ValueError, match="overwrite_output_dir"):
+        synthesis.synthesize(*full, process_index=0, num_processes=1)
 
 
 def test_processes_take_their_shards_and_the_main_one_merges(tmp_path, pairs_file, tiny_llama_dir):
@@ -124,6 +132,8 @@ def test_processes_take_their_shards_and_the_main_one_merges(tmp_path, pairs_fil
         sharded = configs(tmp_path / "sharded", pairs_file, tiny_llama_dir, scripted(server))
         assert synthesis.synthesize(*sharded, process_index=1, num_processes=2) is None  # rank 1: piece 1 only
         assert [p.name for p in (tmp_path / "sharded" / "pieces").glob("*.parquet")] == ["piece-000001.parquet"]
+        # a failure marker left by a crashed process of an earlier launch does not stop this one
+        (tmp_path / "sharded" / "pieces" / "failed-1.txt").write_text("process 1: OOM")
         summary = synthesis.synthesize(*sharded, process_index=0, num_processes=2)  # rank 0: pieces 0, 2; merges
     assert summary["rows"] == 5
     a = load_from_disk(str(tmp_path / "single" / "dataset"))
@@ -152,8 +162,9 @@ def test_resume_with_real_sampling_is_identical(tmp_path, pairs_file, tiny_llama
 
 
 def test_config_name_carries_the_key_hyperparameters():
-    name = synthesis.config_name(SearchConfig(), ScorerConfig(scorer_model="Qwen/Qwen3-8B-Base"), GeneratorConfig())
-    assert name == "qwen3-8b-base-k2-s10-t0.25"
+    paper = GeneratorConfig(generator_model="Qwen/Qwen2.5-32B-Instruct", generator_backend="openai")
+    name = synthesis.config_name(SearchConfig(), ScorerConfig(scorer_model="Qwen/Qwen3-8B-Base"), paper)
+    assert name == "qwen3-8b-base-k2-s10-t0.25-gen-qwen2.5-32b-instruct"
     ablation = synthesis.config_name(
         SearchConfig(search_reflection=False, search_num_expansion=4), ScorerConfig(), GeneratorConfig()
     )
