@@ -100,5 +100,13 @@ def to_messages(
 ) -> list[dict[str, str]]:
     """An SFT conversation: optional system turn, the query, and the thinking in ``<think>`` tags then the answer."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    content = assistant_format.replace("{thinking}", thinking.strip()).replace("{answer}", answer.strip())
+    content = format_assistant(assistant_format, thinking, answer)
     return messages + [{"role": "user", "content": query}, {"role": "assistant", "content": content}]
+
+
+def format_assistant(assistant_format: str, thinking: str, answer: str) -> str:
+    """``assistant_format`` with ``{thinking}`` and ``{answer}`` filled in (both stripped). The placeholders are
+    replaced in the template only, so a literal ``{answer}`` inside a thinking (code, templates) stays as written."""
+    head, tail = assistant_format.split("{thinking}", 1)
+    answer = answer.strip()
+    return head.replace("{answer}", answer) + thinking.strip() + tail.replace("{answer}", answer)

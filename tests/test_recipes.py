@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,10 @@ def parser_of(script: Path):
     return module.make_parser()
 
 
+def parser_dests(parser) -> set[str]:
+    return {action.dest for action in parser._actions}
+
+
 def test_there_are_recipes():
     assert YAMLS, "no recipe YAML found"
 
@@ -42,14 +47,17 @@ def test_recipe_parses_and_rejects_unknown_keys(path, tmp_path):
     script = script_for(path)
     assert script.is_file(), f"{path} belongs to no script ({script} is missing)"
     assert path.read_text().startswith("# "), "the first line says on what hardware the recipe runs"
-    parsed = parser_of(script).parse_args_and_config(["--config", str(path)])
+    parser = parser_of(script)
+    # bf16 recipes are for GPUs: TrainingArguments refuses bf16 on a CPU machine unless use_cpu is set.
+    on_cpu = ["--use_cpu", "true"] if "use_cpu" in parser_dests(parser) and not torch.cuda.is_available() else []
+    parsed = parser.parse_args_and_config(["--config", str(path), *on_cpu])
     values = {k: v for obj in parsed for k, v in vars(obj).items()}
     for key, value in yaml.safe_load(path.read_text()).items():
         assert values[key] == value, key
     bad = tmp_path / "bad.yaml"
     bad.write_text(path.read_text() + "\nnot_an_option: 1\n")
     with pytest.raises(ValueError, match="not_an_option"):
-        parser_of(script).parse_args_and_config(["--config", str(bad)])
+        parser_of(script).parse_args_and_config(["--config", str(bad), *on_cpu])
 
 
 def test_score_recipe_cli(tiny_llama_dir, tmp_path):

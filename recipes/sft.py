@@ -1,0 +1,38 @@
+"""DeepWriter SFT on REER trajectories (REER.md sections 7 and 9), every ablation a flag.
+
+The demo (the built-in demo model on the demo search output, CPU, a few minutes; run the search demo first):
+    python recipes/synthesize.py --config recipes/demo/synthesize.yaml
+    python recipes/sft.py --config recipes/demo/sft.yaml
+
+The paper's run (Qwen3-8B-Base, 1 node of 8 x 80 GB GPUs, DeepSpeed ZeRO-3):
+    accelerate launch --config_file accelerate_configs/zero3.yaml recipes/sft.py \
+        --config recipes/DeepWriter-8B/sft/config_full.yaml
+
+Any recipe with --dry_run prints the rows kept by each data step, a length histogram and one sample, and exits before
+loading the model. An interrupted run resumes from the last checkpoint in output_dir when started again.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from trl import ModelConfig, SFTConfig, TrlParser
+
+from reer_hf.configs import SFTScriptArguments
+from reer_hf.sft import recipe_path_from_argv, run_sft
+
+
+def make_parser() -> TrlParser:
+    return TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
+
+
+def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> dict:
+    return run_sft(script_args, training_args, model_args)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    script_args, training_args, model_args = make_parser().parse_args_and_config()
+    script_args.reer_recipe_path = script_args.reer_recipe_path or recipe_path_from_argv(sys.argv[1:])
+    main(script_args, training_args, model_args)

@@ -1,0 +1,300 @@
+"""DeepWriter SFT (REER.md section 7): TRL's ``SFTTrainer`` on the REER data, under any accelerate launcher.
+
+``run_sft`` is what ``recipes/sft.py`` calls: it builds the data (``reer_hf.sft_data``), prints it and stops on
+``--dry_run``, otherwise passes the model to ``SFTTrainer`` as a path string with its init kwargs (so DeepSpeed
+ZeRO-3 builds it sharded), resumes from the last checkpoint in ``output_dir``, saves the model, metrics and data
+report, writes the model card (``model_cards/model_card.md``) and pushes to the Hub when asked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from trl import SFTTrainer
+
+from reer_hf.cards import render_model_card
+from reer_hf.configs import SFTScriptArguments
+from reer_hf.models import DEMO_ALIASES, TEMPLATES_DIR, resolve_model
+from reer_hf.sft_data import SFTDataReport, build_sft_dataset
+
+logger = logging.getLogger(__name__)
+
+DEMO_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+PAPER_BENCHMARKS = ("HelloBench B", "WritingBench A", "WritingBench D")
+# REER.md section 9 (HelloBench B / WritingBench A / WritingBench D); the full run also has section 8's other columns.
+PAPER_RESULTS: dict[str, dict[str, Any]] = {
+    "full": {
+        "change": "REER trajectories + public reasoning data",
+        "scores": {
+            "LongBench-Write": 91.28,
+            "HelloBench A": 82.6,
+            "HelloBench B": 87.48,
+            "WritingBench A": 72.2,
+            "WritingBench D": 70.6,
+            "WritingBench F": 72.3,
+        },
+    },
+    "no synthetic data": {
+        "change": "public reasoning data only",
+        "scores": {"HelloBench B": 73.7, "WritingBench A": 63.4, "WritingBench D": 57.7},
+    },
+    "no iterative search": {
+        "change": "train on z0 instead of z*",
+        "scores": {"HelloBench B": 84.4, "WritingBench A": 66.7, "WritingBench D": 65.6},
+    },
+    "no reflection tokens": {
+        "change": "trajectories without the human-like reflection phrases",
+        "scores": {"HelloBench B": 82.8, "WritingBench A": 71.6, "WritingBench D": 62.0},
+    },
+    "fewer long trajectories": {
+        "change": "long traces down-sampled",
+        "scores": {"HelloBench B": 84.0, "WritingBench A": 69.6, "WritingBench D": 67.5},
+    },
+    "fewer short trajectories": {
+        "change": "short traces down-sampled",
+        "scores": {"HelloBench B": 82.1, "WritingBench A": 70.8, "WritingBench D": 66.9},
+    },
+    "excluded categories": {
+        "change": "categories removed (the paper: the literary/creative domain)",
+        "scores": {},
+        "note": "The paper reports no numbers: removing the creative domain lowers every benchmark.",
+    },
+}
+
+
+def run_name(args: SFTScriptArguments) -> str:
+    """The paper run ``args`` reproduces (a key of :data:`PAPER_RESULTS`), or ``combined ablations``."""
+    on = [
+        name
+        for name, active in (
+            ("no synthetic data", args.ablation_no_synthetic),
+            ("no iterative search", args.ablation_no_search),
+            ("no reflection tokens", args.ablation_no_reflection),
+            ("fewer long trajectories", args.ablation_length == "fewer_long"),
+            ("fewer short trajectories", args.ablation_length == "fewer_short"),
+            ("excluded categories", bool(args.ablation_exclude_categories)),
+        )
+        if active
+    ]
+    if len(on) > 1:
+        return "combined ablations"
+    if on:
+        return on[0]
+    return "full" if args.mix_dataset_name else "REER data only"
+
+
+def recipe_path_from_argv(argv: list[str]) -> str | None:
+    """The ``--config`` YAML of a command line (``TrlParser`` consumes it before the dataclasses see it)."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def resolve_chat_template_path(path: str | None) -> str | None:
+    """A chat template path that works from any directory: ``reer_hf/templates/<name>.jinja`` (as the recipes write
+    it, relative to the repository) or a bare ``<name>.jinja`` is found in the installed package."""
+    if path is None or Path(path).is_file():
+        return path
+    shipped = TEMPLATES_DIR / Path(path).name
+    return str(shipped) if shipped.is_file() else path
+
+
+def model_init_kwargs(model_args, training_args) -> dict:
+    """``from_pretrained`` kwargs for ``SFTTrainer``, as TRL's own ``sft.py`` builds them, plus ``use_cache=False``
+    under gradient checkpointing (the KV cache is useless in training and conflicts with checkpointing)."""
+    kwargs = {
+        "revision": model_args.model_revision,
+        "trust_remote_code": training_args.trust_remote_code,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+        "use_cache": not training_args.gradient_checkpointing,
+    }
+    kwargs.update(training_args.model_init_kwargs or {})
+    return kwargs
+
+
+def load_sft_tokenizer(model_path: str, training_args, model_args):
+    """The model's tokenizer with the recipe's chat template and end-of-turn token applied, as ``SFTTrainer`` applies
+    them, so the data report measures what the trainer will see."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_path, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
+    )
+    template = training_args.chat_template_path
+    if template is not None:
+        if Path(template).is_file():
+            tokenizer.chat_template = Path(template).read_text(encoding="utf-8")
+        else:  # a tokenizer to copy the template from (SFTTrainer also adds its special tokens)
+            tokenizer.chat_template = AutoTokenizer.from_pretrained(template).chat_template
+    if training_args.eos_token is not None:
+        if training_args.eos_token not in tokenizer.get_vocab():
+            raise ValueError(f"eos_token {training_args.eos_token!r} is not in the vocabulary of {model_path}")
+        tokenizer.eos_token = training_args.eos_token
+    if tokenizer.chat_template is None:
+        raise ValueError(
+            f"{model_path} has no chat template: set chat_template_path (reer_hf/templates/chatml.jinja for base "
+            "models) and eos_token (<|im_end|> with it)"
+        )
+    return tokenizer
+
+
+def framework_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for name in ("reer-hf", "torch", "transformers", "trl", "datasets", "accelerate", "peft", "deepspeed"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
+class ReerSFTTrainer(SFTTrainer):
+    """``SFTTrainer`` whose model card is ours (``model_cards/model_card.md``): ``Trainer.push_to_hub`` and every
+    checkpoint save call ``create_model_card``, which would otherwise overwrite it with TRL's."""
+
+    reer_card_context: dict | None = None
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None, tags=None, **kwargs):
+        if self.reer_card_context is None:
+            return super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
+        if not self.is_world_process_zero():
+            return None
+        card = render_model_card(
+            **self.reer_card_context,
+            log_history=self.state.log_history,
+            distributed=self._distributed_setup(),
+            repo_id=self.hub_model_id if self.args.push_to_hub else self.args.hub_model_id,
+        )
+        card.save(os.path.join(self.args.output_dir, "README.md"))
+        return card
+
+    def _distributed_setup(self) -> str:
+        state = self.accelerator.state
+        plugin = state.deepspeed_plugin
+        if plugin is not None:
+            kind = f"DeepSpeed ZeRO-{plugin.zero_stage}"
+        elif state.num_processes == 1:
+            kind = "single process"
+        else:
+            kind = str(state.distributed_type.value)
+        return f"{kind} on {state.num_processes} x {state.device.type}, mixed precision {state.mixed_precision}"
+
+
+def _card_context(script_args, training_args, model_args, report: SFTDataReport, base_model: str) -> dict:
+    recipe_yaml = None
+    if script_args.reer_recipe_path and Path(script_args.reer_recipe_path).is_file():
+        recipe_yaml = Path(script_args.reer_recipe_path).read_text(encoding="utf-8")
+    name = run_name(script_args)
+    return {
+        "base_model": base_model,
+        "run": {"name": name, "lora": model_args.use_peft, **PAPER_RESULTS.get(name, {})},
+        "data": {
+            "dataset_name": None if script_args.ablation_no_synthetic else script_args.dataset_name,
+            "mix_dataset_name": script_args.mix_dataset_name,
+            "report": report.to_dict(),
+            "assistant_format": script_args.reer_assistant_format,
+            "system_prompt": script_args.reer_system_prompt,
+        },
+        "hyperparameters": {
+            "learning_rate": training_args.learning_rate,
+            "lr_scheduler_type": str(
+                getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
+            ),
+            "num_train_epochs": training_args.num_train_epochs,
+            "max_steps": training_args.max_steps,
+            "per_device_train_batch_size": training_args.per_device_train_batch_size,
+            "gradient_accumulation_steps": training_args.gradient_accumulation_steps,
+            "global_batch_size": training_args.per_device_train_batch_size
+            * training_args.gradient_accumulation_steps
+            * training_args.world_size,
+            "max_length": training_args.max_length,
+            "bf16": training_args.bf16,
+            "gradient_checkpointing": training_args.gradient_checkpointing,
+            "assistant_only_loss": training_args.assistant_only_loss,
+            "chat_template_path": training_args.chat_template_path,
+            "eos_token": training_args.eos_token,
+            "seed": training_args.seed,
+            "use_peft": model_args.use_peft,
+            **({"lora_r": model_args.lora_r, "lora_alpha": model_args.lora_alpha} if model_args.use_peft else {}),
+        },
+        "recipe_yaml": recipe_yaml,
+        "recipe_path": script_args.reer_recipe_path,
+        "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "versions": framework_versions(),
+        "metrics": {},
+    }
+
+
+def card_base_model(ref: str) -> str:
+    """The base model as the card names it: the demo alias is its Hub original; local paths stay as they are."""
+    return DEMO_BASE_MODEL if ref in DEMO_ALIASES else ref
+
+
+def run_sft(script_args: SFTScriptArguments, training_args, model_args) -> dict:
+    """Build the data and train (or, with ``dry_run``, print the data report); returns the train metrics or the
+    report."""
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import get_peft_config, get_quantization_config
+
+    if not model_args.model_name_or_path:
+        raise ValueError("model_name_or_path is required (a Hub id, a local path or builtin:smollm2-135m)")
+    training_args.chat_template_path = resolve_chat_template_path(training_args.chat_template_path)
+    model_path = resolve_model(model_args.model_name_or_path)
+    tokenizer = load_sft_tokenizer(model_path, training_args, model_args)
+    with training_args.main_process_first(desc="SFT data"):
+        dataset, report = build_sft_dataset(script_args, tokenizer)
+
+    if script_args.dry_run:
+        if training_args.process_index == 0:
+            report.describe(dataset, tokenizer)
+            print(report.format(training_args.max_length))
+        return report.to_dict()
+
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None and script_args.reer_auto_resume and os.path.isdir(training_args.output_dir):
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+    if checkpoint is not None:
+        logger.info("Resuming from %s", checkpoint)
+
+    training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
+    trainer = ReerSFTTrainer(
+        model=model_path,
+        args=training_args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        quantization_config=get_quantization_config(model_args),
+    )
+    trainer.reer_card_context = _card_context(
+        script_args, training_args, model_args, report, card_base_model(model_args.model_name_or_path)
+    )
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = {**result.metrics, "train_samples": len(dataset)}
+    metrics = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
+    trainer.model.config.use_cache = True  # the saved model generates with its KV cache
+    trainer.save_model(training_args.output_dir)
+    trainer.reer_card_context["metrics"] = metrics
+    if trainer.is_world_process_zero():
+        Path(training_args.output_dir, "sft_data_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+        trainer.create_model_card()
+        logger.info("Model, card and metrics saved to %s", training_args.output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message=f"DeepWriter SFT ({run_name(script_args)})")
+    trainer.accelerator.wait_for_everyone()
+    return metrics
