@@ -1,5 +1,5 @@
 # Developer shortcuts; every target is a plain command you can also run by hand.
-.PHONY: style quality test test-fast demo bench gpu-check
+.PHONY: style quality test test-fast demo sft-demo bench gpu-check
 
 CODE := reer_hf recipes tests benchmarks
 
@@ -19,6 +19,10 @@ test-fast:
 
 demo:
 	python recipes/synthesize.py --config recipes/demo/synthesize.yaml
+
+# After `make demo`: the DeepWriter SFT recipe on its output (CPU, about 2 minutes on 2 cores).
+sft-demo:
+	python recipes/sft.py --config recipes/demo/sft.yaml
 
 bench:
 	python benchmarks/bench_scorer.py --quick
