@@ -50,7 +50,9 @@ def run_mode(model, tokenizer, pairs, args, lockstep: bool) -> dict:
         search_segment_min_chars=40,
     )
     generator = TransformersGenerator(model, tokenizer, batch_size=64)
-    searcher = Searcher(generator, Scorer(tokenizer, scorer_cfg, model=model), search_cfg, FilterConfig())
+    # The demo model rarely closes its thinking within these budgets: keep such rows in the search (as the demo does)
+    filters = FilterConfig(filter_end_of_thinking=False)
+    searcher = Searcher(generator, Scorer(tokenizer, scorer_cfg, model=model), search_cfg, filters)
     ds = Dataset.from_list(pairs)
     features = ds.features.copy()
     features.update(search_features())

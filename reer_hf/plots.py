@@ -39,6 +39,7 @@ def plot_scores(ds, path: Path) -> Path:
     ax.set_title("REER score per row (lower is better)")
     steps = sorted(attempts)
     bx.bar([s + 1 for s in steps], [accepted[s] / attempts[s] for s in steps], color="tab:green")
+    bx.set_xticks([s + 1 for s in steps])
     bx.set_xlabel("segment (search step)")
     bx.set_ylabel("share of rows that accepted a rewrite")
     bx.set_ylim(0, 1)
