@@ -258,7 +258,7 @@ def _prepare(pieces_dir: Path, print_: str, overwrite: bool) -> None:
 def _search_piece(ds, piece: Piece, searcher: Searcher, features, pieces_dir: Path, batch_size: int) -> None:
     from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
-    before = Counter(searcher.stats) + Counter(searcher.generator.stats)
+    before = _run_stats(searcher)
     start = time.perf_counter()
     shown = is_progress_bar_enabled()
     disable_progress_bar()  # the run's own bar counts rows across pieces
@@ -276,10 +276,18 @@ def _search_piece(ds, piece: Piece, searcher: Searcher, features, pieces_dir: Pa
     finally:
         if shown:
             enable_progress_bar()
-    stats = {k: v - before.get(k, 0) for k, v in (Counter(searcher.stats) + Counter(searcher.generator.stats)).items()}
+    stats = {k: v - before.get(k, 0) for k, v in _run_stats(searcher).items()}
     stats["wall_seconds"] = time.perf_counter() - start
     _atomic_write(pieces_dir / f"{piece.name}.json", lambda p: p.write_text(json.dumps(stats)))
     _atomic_write(pieces_dir / f"{piece.name}.parquet", lambda p: result.to_parquet(str(p)))
+
+
+def _run_stats(searcher: Searcher) -> Counter:
+    """The searcher's counters and the generator backend's (requests, errors, retries), the latter prefixed."""
+    stats = Counter(searcher.stats)
+    for key in ("requests", "completions", "errors", "retries"):
+        stats[f"generator_{key}"] = searcher.generator.stats.get(key, 0)
+    return stats
 
 
 def _merge(pieces: list[Piece], pieces_dir: Path, timeout: float):
@@ -387,6 +395,9 @@ def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
             for k in sorted(attempts)
         },
         "generator_calls": stats.get("generator_calls", 0),
+        "generator_requests": stats.get("generator_requests", 0),
+        "generator_errors": stats.get("generator_errors", 0),
+        "generator_retries": stats.get("generator_retries", 0),
         "scorer_calls": stats.get("scorer_calls", 0),
         "generated_tokens": sum(data["generated_tokens"]),
         "scored_tokens": sum(data["scored_tokens"]),

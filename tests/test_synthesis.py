@@ -113,6 +113,7 @@ def test_run_outputs_resume_and_card(tmp_path, pairs_file, tiny_llama_dir, monke
 
     assert summary["filters"] == {"dedup": 0, "leak_trajectory": 0, "leak_rewrite": 0}
     assert summary["drop_reasons"] == {} and summary["candidates"]["scored"] > 0
+    assert summary["generator_requests"] == 5 * (1 + 2) and summary["generator_errors"] == 0
     assert summary["languages"] == {"en": 5} and "language:\n- en" in card
 
     # other settings, or other rows, on the same output_dir: refused, unless asked to start over
