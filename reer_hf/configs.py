@@ -76,6 +76,13 @@ class ScorerConfig:
         default="inference",
         metadata={"help": "Prompt name in reer_hf/prompts (language picked per row) or a path to a Jinja file."},
     )
+    scorer_reflection: bool = field(
+        default=True,
+        metadata={
+            "help": "The inference template asks for reflection phrases; false matches a synthesis run made "
+            "with search_reflection false (the 'no reflection tokens' ablation)."
+        },
+    )
     scorer_thinking_format: str = field(
         default=PAPER_THINKING_FORMAT,
         metadata={"help": "Text between the context and the answer; must contain {thinking} once."},

@@ -350,7 +350,15 @@ class Scorer:
             if self.config.scorer_system_prompt:
                 messages.append({"role": "system", "content": self.config.scorer_system_prompt})
             messages.append(
-                {"role": "user", "content": render(self.config.scorer_inference_template, lang, query=query)}
+                {
+                    "role": "user",
+                    "content": render(
+                        self.config.scorer_inference_template,
+                        lang,
+                        query=query,
+                        reflection=self.config.scorer_reflection,
+                    ),
+                }
             )
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             if len(self._contexts) > 4096:

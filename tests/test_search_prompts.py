@@ -109,3 +109,16 @@ def test_missing_variable_raises(name, lang):
         partial = {k: v for k, v in variables.items() if k != key}
         with pytest.raises(jinja2.UndefinedError, match=key):
             render(name, lang, **partial)
+
+
+@pytest.mark.parametrize("lang, query", [("en", "Write a poem about rain."), ("zh", "请写一首关于雨的诗。")])
+def test_scorer_context_follows_the_reflection_switch(tiny_tokenizer, lang, query):
+    """The 'no reflection tokens' ablation can score in a context that does not ask for reflection either."""
+    from reer_hf.configs import ScorerConfig
+    from reer_hf.scoring import Scorer
+
+    with_reflection = Scorer(tiny_tokenizer, ScorerConfig(), backend=lambda rows: []).context(query)
+    without = Scorer(tiny_tokenizer, ScorerConfig(scorer_reflection=False), backend=lambda rows: []).context(query)
+    marker = "Hmm, maybe" if lang == "en" else "嗯，也许"
+    assert marker in with_reflection and marker not in without
+    assert query in without and len(without) < len(with_reflection)
