@@ -1,5 +1,5 @@
 # Developer shortcuts; every target is a plain command you can also run by hand.
-.PHONY: style quality test test-fast demo sft-demo bench gpu-check
+.PHONY: style quality test test-fast demo sft-demo eval-demo bench gpu-check
 
 CODE := reer_hf recipes tests benchmarks
 
@@ -23,6 +23,10 @@ demo:
 # After `make demo`: the DeepWriter SFT recipe on its output (CPU, about 2 minutes on 2 cores).
 sft-demo:
 	python recipes/sft.py --config recipes/demo/sft.yaml
+
+# The demo model on 10 LongBench-Write prompts, length score only (CPU, about 1.5 minutes on 2 cores).
+eval-demo:
+	python recipes/evaluate.py --config recipes/demo/evaluate.yaml
 
 bench:
 	python benchmarks/bench_scorer.py --quick

@@ -44,6 +44,7 @@ class Sampling:
     n: int = 1
     temperature: float = 0.8
     top_p: float = 0.85
+    top_k: int | None = None  # None: off (the search's setting); WritingBench samples with top_k=20
     max_new_tokens: int = 8000
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
@@ -149,7 +150,7 @@ class TransformersGenerator(Generator):
             eos_token_id=sorted(self.eos_ids) or None,
         )
         if sample:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or 0)
         if sampling.repetition_penalty != 1.0:
             kwargs.update(repetition_penalty=sampling.repetition_penalty)
         if sampling.stop:
@@ -289,6 +290,8 @@ class OpenAIGenerator(Generator):
             payload["stop"] = list(sampling.stop)
         if sampling.repetition_penalty != 1.0:  # a vLLM / SGLang extension of the OpenAI API
             payload["repetition_penalty"] = sampling.repetition_penalty
+        if sampling.top_k:  # idem; sent only when set, so plain OpenAI endpoints never see it
+            payload["top_k"] = sampling.top_k
         if sampling.seed is not None:  # one seed per request, so replies do not depend on the order of the calls
             payload["seed"] = sampling.seed + index
         mode = self.config.generator_prefill_mode
@@ -425,6 +428,7 @@ class VLLMGenerator(Generator):
                 seed=None if sampling.seed is None else sampling.seed + i,  # as the openai backend
                 stop=list(sampling.stop) or None,
                 repetition_penalty=sampling.repetition_penalty,
+                **({"top_k": sampling.top_k} if sampling.top_k else {}),
             )
             for i in fits
         ]

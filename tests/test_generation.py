@@ -101,6 +101,24 @@ def test_transformers_length_and_stop(tiny_generator, requests_5):
     assert cut.n_tokens < GREEDY.max_new_tokens  # generation stopped at the stop string
 
 
+def test_transformers_top_k_one_is_greedy(tiny_generator, requests_5):
+    """top_k reaches the sampler: sampling at temperature 1 from the single most likely token is greedy decoding."""
+    top1 = Sampling(n=1, temperature=1.0, top_p=1.0, top_k=1, max_new_tokens=10, seed=3)
+    assert texts(tiny_generator.generate(requests_5, top1)) == texts(tiny_generator.generate(requests_5, GREEDY))
+    free = Sampling(n=1, temperature=1.0, top_p=1.0, max_new_tokens=10, seed=3)
+    assert texts(tiny_generator.generate(requests_5, free)) != texts(tiny_generator.generate(requests_5, GREEDY))
+
+
+def test_openai_top_k_is_sent_only_when_set():
+    requests = [Request(chat("an essay"))]
+    with OpenAIServer(lambda kind, payload: ["reply"]) as server:
+        generator = OpenAIGenerator(openai_config(server, generator_prefill_mode="none"))
+        generator.generate(requests, Sampling(top_k=20))
+        generator.generate(requests, Sampling())
+    with_k, without = server.requests
+    assert with_k["top_k"] == 20 and "top_k" not in without
+
+
 def test_transformers_prefill_is_in_the_prompt(tiny_generator, requests_5, monkeypatch):
     tok = tiny_generator.tokenizer
     rendered = render_prompt(tok, requests_5[0])

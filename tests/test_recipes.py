@@ -17,7 +17,10 @@ RECIPES = ROOT / "recipes"
 YAMLS = sorted(RECIPES.rglob("*.yaml"))
 
 
-STAGE_SCRIPTS = {"synthesis": "synthesize"}  # stage folder -> script, where the noun and the verb differ
+STAGE_SCRIPTS = {
+    "synthesis": "synthesize",
+    "evaluation": "evaluate",
+}  # stage folder -> script, where the noun and the verb differ
 
 
 def script_for(path: Path) -> Path:
@@ -86,3 +89,31 @@ def test_score_recipe_cli(tiny_llama_dir, tmp_path):
     scored = load_from_disk(str(out / "dataset"))
     assert {"query", "answer", "score", "score_nll", "score_status"} <= set(scored.column_names)
     assert (out / "scored.parquet").is_file()
+
+
+@pytest.mark.slow
+def test_evaluate_recipe_cli(tiny_llama_dir, tmp_path):
+    """The evaluation demo's command line on the tiny model: LongBench-Write from the bundled data, no judge."""
+    out = tmp_path / "eval"
+    cmd = [
+        sys.executable,
+        str(RECIPES / "evaluate.py"),
+        "--config",
+        str(RECIPES / "demo" / "evaluate.yaml"),
+        "--generator_model",
+        str(tiny_llama_dir),
+        "--generator_dtype",
+        "fp32",
+        "--max_items",
+        "3",
+        "--eval_max_new_tokens",
+        "8",
+        "--output_dir",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["table"]["LB S_l"] is not None and report["judge"] is None
+    assert sum(report["generation"]["longbench_write"].values()) == 3
+    assert "| **demo-smollm2-135m** (ours) |" in (out / "report.md").read_text()

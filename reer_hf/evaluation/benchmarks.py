@@ -7,7 +7,8 @@ Loaders read the files from a local folder laid out as ``shared/data/benchmarks`
     <root>/writingbench/benchmark_all.jsonl, requirement_subsets.json
 
 ``root`` is the argument, else the environment variable ``REER_BENCHMARK_DATA``, else ``data/benchmarks`` (relative
-to the working directory); a given ``root`` may also be a Hub dataset id (``owner/name``) holding the same layout.
+to the working directory); a given ``root`` may also be a Hub dataset id (``owner/name``) holding the same layout, or
+``builtin``: the LongBench-Write files bundled with the package (``reer_hf/assets/benchmarks``, Apache-2.0).
 Aggregation functions are pure: they take :class:`~reer_hf.evaluation.judge.Judgement` records (whose ``meta`` says
 which item they judge) and leave failed judgements out of every mean, counting them.
 """
@@ -49,6 +50,7 @@ __all__ = [
 
 DATA_ENV = "REER_BENCHMARK_DATA"
 DEFAULT_DATA_DIR = "data/benchmarks"
+BUILTIN_DATA_DIR = Path(__file__).resolve().parent.parent / "assets" / "benchmarks"
 
 LONGBENCH_SUBSETS = {
     "all": "longbench_write.jsonl",
@@ -92,6 +94,8 @@ def benchmark_dir(root: str | os.PathLike | None = None) -> Path:
     Hub dataset repository with the same layout, fetched (or found in the cache, offline) with
     ``huggingface_hub.snapshot_download``."""
     spec = root if root is not None else os.environ.get(DATA_ENV)
+    if spec == "builtin":
+        return BUILTIN_DATA_DIR
     path = Path(spec if spec is not None else DEFAULT_DATA_DIR)
     if path.is_dir():
         return path
@@ -109,6 +113,8 @@ def benchmark_dir(root: str | os.PathLike | None = None) -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"No {path.name} in {path.parent} (layout: reer_hf/evaluation/benchmarks.py)")
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
@@ -283,13 +289,14 @@ def aggregate_hellobench(judgements: Iterable[Judgement], weights: dict[str, lis
     return out
 
 
-def aggregate_writingbench(judgements: Iterable[Judgement], n_criteria: int = 5) -> dict[str, Any]:
+def aggregate_writingbench(judgements: Iterable[Judgement], n_criteria: int | dict[Any, int] = 5) -> dict[str, Any]:
     """WritingBench scores from one judgement per (query, criterion): ``value`` the 1-10 score, ``meta`` holding
     ``index``, ``domain1`` and ``criterion`` (its name).
 
     A query's score is the mean of its criterion scores; a query with a failed criterion, or with other than
     ``n_criteria`` criteria judged, has no score (``None``) and is counted in ``n_failed``: it is left out of the
-    domain and overall means rather than scored on part of its criteria. Domain (letters A-F of
+    domain and overall means rather than scored on part of its criteria. ``n_criteria`` may map a query index to its
+    own count (a requirement subset keeps fewer criteria per query). Domain (letters A-F of
     :data:`WRITINGBENCH_DOMAINS`) and overall scores are means over queries, on the 1-10 scale (``score``) and the
     leaderboard's x10 scale (``score_x10``). ``queries`` holds each query's criterion scores and score.
     """
@@ -298,7 +305,8 @@ def aggregate_writingbench(judgements: Iterable[Judgement], n_criteria: int = 5)
         by_query[j.meta["index"]].append(j)
     queries: dict[Any, dict[str, Any]] = {}
     for index, group in by_query.items():
-        complete = all(j.ok for j in group) and len(group) == n_criteria
+        expected = n_criteria.get(index, 5) if isinstance(n_criteria, dict) else n_criteria
+        complete = all(j.ok for j in group) and len(group) == expected
         criteria = {j.meta["criterion"]: j.value if j.ok else None for j in group}
         queries[index] = {
             "domain1": group[0].meta["domain1"],

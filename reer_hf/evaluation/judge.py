@@ -77,11 +77,14 @@ class JudgeConfig:
 
 @dataclass
 class JudgeRequest:
-    """One judge call: ``id`` keys the item (and criterion) it judges; ``meta`` travels to the judgement."""
+    """One judge call: ``id`` keys the item (and criterion) it judges; ``meta`` travels to the judgement; ``parse``,
+    when set, reads this request's reply instead of the one given to :meth:`Judge.judge` (a HelloBench reply is read
+    against its own checklist length)."""
 
     id: str
     messages: list[dict[str, str]]
     meta: dict[str, Any] = field(default_factory=dict)
+    parse: Callable[[str], Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -188,7 +191,7 @@ class Judge:
             return []
         workers = min(self.config.judge_max_concurrency, len(requests))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
-            out = list(pool.map(lambda r: self._judge_one(r, parse), requests))
+            out = list(pool.map(lambda r: self._judge_one(r, r.parse or parse), requests))
         with self._lock:
             self.stats["retries"] = self._generator.stats["retries"]
         return out

@@ -15,7 +15,14 @@ from functools import lru_cache
 
 from reer_hf.filters import REFLECTION_PHRASES, reflection_pattern, units
 
-__all__ = ["detect_lang", "distinct_n", "length_score", "produced_length", "reflection_profile"]
+__all__ = [
+    "detect_lang",
+    "distinct_n",
+    "length_score",
+    "produced_length",
+    "reflection_profile",
+    "split_thinking",
+]
 
 # LongBench-Write's own count (THUDM/LongWriter evaluation/eval_length.py): CJK characters plus English words.
 _LB_CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -115,3 +122,27 @@ def distinct_n(texts: Sequence[str], max_n: int = 2) -> dict[str, float]:
         grams = [tuple(s[i : i + k]) for s in seqs for i in range(len(s) - k + 1)]
         out[f"distinct_{k}"] = len(set(grams)) / len(grams) if grams else 0.0
     return out
+
+
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_ANSWER_TAGS = re.compile(r"^\s*<answer>\s*(.*?)\s*(?:</answer>\s*)?$", re.DOTALL)
+
+
+def split_thinking(text: str) -> tuple[str | None, str, bool]:
+    """``(thinking, answer, finished)`` of a model response.
+
+    With a ``</think>``, the thinking is what precedes the first one (without its ``<think>``), the answer what
+    follows it (without ``<answer>`` tags, the paper's answer format); a response that opens ``<think>`` and never
+    closes it is unfinished thinking: no answer (``finished`` False; it is scored as an empty answer); a response
+    without tags is all answer (thinking None).
+    """
+    end = text.find(_THINK_CLOSE)
+    if end >= 0:
+        head, answer = text[:end], text[end + len(_THINK_CLOSE) :]
+        start = head.find(_THINK_OPEN)
+        thinking = head[start + len(_THINK_OPEN) :] if start >= 0 else head
+        tagged = _ANSWER_TAGS.match(answer)
+        return thinking.strip(), (tagged.group(1) if tagged else answer).strip(), True
+    if text.lstrip().startswith(_THINK_OPEN):
+        return text.lstrip()[len(_THINK_OPEN) :].strip(), "", False
+    return None, text.strip(), True

@@ -1,0 +1,43 @@
+"""Evaluate a model on LongBench-Write, HelloBench and WritingBench, in the paper's table (REER.md section 8).
+
+Usage (the demo: the built-in demo model on 10 LongBench-Write prompts, the length score only; CPU, a few minutes):
+    python recipes/evaluate.py --config recipes/demo/evaluate.yaml --benchmark_data /path/to/benchmarks
+
+DeepWriter-8B with vLLM, judged by a model behind any OpenAI-compatible endpoint:
+    vllm serve Qwen/Qwen2.5-72B-Instruct --port 8001 &      # or a hosted API: --judge_base_url, OPENAI_API_KEY
+    python recipes/evaluate.py --config recipes/DeepWriter-8B/evaluation/config_full.yaml
+
+Generations, judgements and scores go to --output_dir; an interrupted run continues where it stopped when started
+again with the same settings. --compare_to other_run_dir adds a comparison (e.g. the full model against an ablation).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+# Python puts this script's folder first on sys.path, where this file would shadow the `evaluate` library.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from trl import TrlParser  # noqa: E402
+
+from reer_hf.configs import EvaluationScriptArguments, GeneratorConfig  # noqa: E402
+from reer_hf.evaluation.judge import JudgeConfig  # noqa: E402
+from reer_hf.evaluation.run import evaluate  # noqa: E402
+
+
+def make_parser() -> TrlParser:
+    return TrlParser((EvaluationScriptArguments, GeneratorConfig, JudgeConfig))
+
+
+def main(args, gen_cfg, judge_cfg) -> dict:
+    report = evaluate(args, gen_cfg, judge_cfg)
+    print(json.dumps(report.get("table", report), indent=2, ensure_ascii=False))
+    return report
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    main(*make_parser().parse_args_and_config())

@@ -1,0 +1,465 @@
+"""The evaluation run end to end: items from benchmark files, generation (scripted and with the tiny model), the judge
+behind a real OpenAI-compatible server on loopback (valid, malformed and refused replies), the scores against
+hand-computed numbers, the report and plots, the comparison of two runs, and resuming after an interruption."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import build_tiny_model
+from openai_server import OpenAIServer, ServerReply
+
+from reer_hf.configs import EvaluationScriptArguments, GeneratorConfig
+from reer_hf.evaluation import report as rp
+from reer_hf.evaluation import tasks
+from reer_hf.evaluation.judge import JudgeConfig, Judgement
+from reer_hf.evaluation.run import (
+    GENERATION_STATUSES,
+    JsonlLog,
+    evaluate,
+    generate_answers,
+    sampling_for,
+    score_benchmark,
+)
+from reer_hf.evaluation.text import length_score, produced_length, split_thinking
+from reer_hf.generation import FINISH_STOP, Completion, Generator, Request, Sampling, TransformersGenerator
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+# ---- a small benchmark folder, laid out as the real data ----
+
+LB_ROWS = [
+    {"prompt": "Write ten words about rain.", "type": "t", "length": 10},
+    {"prompt": "写十个字的秋天。", "type": "t", "length": 10},
+    {"prompt": "Write five words about snow.", "type": "t", "length": 5},
+]
+HB_ROWS = [
+    {"id": "open_ended_qa_000", "category": "Science", "instruction": "Explain tides.", "checklists": ["a", "b", "c"]},
+    {"id": "open_ended_qa_001", "category": "Science", "instruction": "Explain stars.", "checklists": ["d", "e", "f"]},
+]
+WB_CRITERIA = [
+    {"name": f"c{i}", "criteria_description": f"criterion {i}", "1-2": "poor", "9-10": "excellent"}
+    for i in range(1, 6)
+]
+WB_ROWS = [
+    {"index": 1, "domain1": "Academic & Engineering", "domain2": "Paper", "lang": "en", "query": "Write an abstract."},
+    {"index": 2, "domain1": "Literature & Arts", "domain2": "Poem", "lang": "en", "query": "Write a poem."},
+]
+THINK = "<think>\nHmm, wait. Let me think about the reader first.\n</think>\n\n"
+ANSWERS = {
+    "Write ten words about rain.": THINK + " ".join(["rain"] * 10),  # 10 of 10 words: S_l 100
+    "写十个字的秋天。": THINK + "秋" * 20,  # 20 of 10 characters: S_l 100 * (1 - 1/3)
+    "Write five words about snow.": THINK + "",  # empty answer: S_l 0
+}
+
+
+def write_benchmarks(root: Path) -> Path:
+    def jsonl(path: Path, rows: list[dict]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+    jsonl(root / "longbench_write.jsonl", LB_ROWS)
+    jsonl(root / "hellobench" / "open_ended_qa.jsonl", HB_ROWS)
+    (root / "hellobench" / "checklist_weights.json").write_text(json.dumps({"weights": {"Science": [50, 30, 20]}}))
+    jsonl(root / "writingbench" / "benchmark_all.jsonl", [{**r, "checklist": WB_CRITERIA} for r in WB_ROWS])
+    return root
+
+
+class ScriptedGenerator(Generator):
+    """Answers each prompt with a fixed text (test infrastructure, so that scores can be computed by hand)."""
+
+    def __init__(self, answers: dict[str, str], fail_after_calls: int | None = None):
+        super().__init__()
+        self.answers = answers
+        self.fail_after_calls = fail_after_calls
+        self.prompts: list[str] = []
+
+    def _generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
+        if self.fail_after_calls is not None and self.stats["calls"] >= self.fail_after_calls:
+            raise RuntimeError("interrupted")
+        out = []
+        for r in requests:
+            prompt = r.messages[-1]["content"]
+            self.prompts.append(prompt)
+            text = self.answers.get(prompt, THINK + "An answer of six plain words.")
+            out.append([Completion(text, len(text.split()), FINISH_STOP)])
+        return out
+
+
+class JudgeScript:
+    """Judge replies by the kind of prompt; LongBench item 3 first gets a malformed reply, WritingBench query 2's
+    criterion c3 is always refused (HTTP 400)."""
+
+    def __init__(self):
+        self.seen: Counter = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, kind: str, payload: dict):
+        text = payload["messages"][-1]["content"]
+        with self.lock:
+            self.seen[text] += 1
+            count = self.seen[text]
+        if "problem_deconstruction" in text:
+            rating = 8 if "Write ten words about rain." in text else 6
+            return [json.dumps({d: rating for d in tasks.REASONING_DIMENSIONS} | {"reason": "ok"})]
+        if "Breadth and Depth" in text:
+            if "Write five words about snow." in text and count == 1:
+                return ["I would rate it highly, but here is no JSON."]
+            rating = {"Write ten words about rain.": 4, "写十个字的秋天。": 5}.get(_between(text, "User Request"), 3)
+            dims = ["Relevance", "Accuracy", "Coherence", "Clarity", "Breadth and Depth", "Reading Experience"]
+            return [
+                "Analysis first.\n```json\n" + json.dumps({"Analysis": "fine"} | dict.fromkeys(dims, rating)) + "\n```"
+            ]
+        if "checklist_id" in text:
+            grades = [1, 0.5, 0] if "Explain tides." in text else [0.75, 0.75, 0.75]
+            return [
+                json.dumps([{"checklist_id": i, "reason": "r", "evaluation_score": g} for i, g in enumerate(grades)])
+            ]
+        name = re.search(r"- Name: (c\d)", text).group(1)
+        if "Write a poem." in text and name == "c3":
+            return ServerReply(400, body={"error": "refused"})
+        return [json.dumps({"score": 5 + int(name[1]), "reason": "r"})]  # c1..c5 -> 6..10
+
+
+def _between(text: str, tag: str) -> str:
+    return text.split(f"<{tag}>")[1].split(f"</{tag}>")[0].strip()
+
+
+def make_args(tmp_path: Path, root: Path, **kwargs) -> EvaluationScriptArguments:
+    defaults = dict(
+        benchmarks=["longbench_write", "hellobench", "writingbench"],
+        benchmark_data=str(root),
+        hellobench_tasks=["open_ended_qa"],
+        output_dir=str(tmp_path / "run"),
+        run_name="scripted",
+        reasoning_max_items=None,
+        save_every=2,
+    )
+    return EvaluationScriptArguments(**(defaults | kwargs))
+
+
+def judge_config(server: OpenAIServer) -> JudgeConfig:
+    return JudgeConfig(
+        judge_base_url=server.base_url, judge_api_key_env=None, judge_model="judge-test", judge_backoff=0.01
+    )
+
+
+# ---- pure pieces ----
+
+
+def test_split_thinking():
+    assert split_thinking("<think>\nplan\n</think>\n\n<answer>\ntext\n</answer>") == ("plan", "text", True)
+    assert split_thinking("plan</think>text") == ("plan", "text", True)  # the template pre-filled <think>
+    assert split_thinking("  <think>never closed") == ("never closed", "", False)
+    assert split_thinking("just an answer") == (None, "just an answer", True)
+
+
+def test_sampling_follows_each_benchmark_unless_overridden(tmp_path):
+    args = EvaluationScriptArguments(output_dir=str(tmp_path))
+    wb, lb = sampling_for("writingbench", args), sampling_for("longbench_write", args)
+    assert (wb.temperature, wb.top_p, wb.top_k, wb.max_new_tokens) == (0.7, 0.8, 20, 16384)
+    assert (lb.temperature, lb.top_k, lb.max_new_tokens) == (0.5, None, 32768)
+    args = EvaluationScriptArguments(output_dir=str(tmp_path), eval_temperature=0.0, eval_max_new_tokens=64)
+    assert (sampling_for("hellobench", args).temperature, sampling_for("hellobench", args).max_new_tokens) == (0.0, 64)
+
+
+def test_config_validation(tmp_path):
+    with pytest.raises(ValueError, match="benchmarks"):
+        EvaluationScriptArguments(benchmarks=["mmlu"])
+    with pytest.raises(ValueError, match="stages"):
+        EvaluationScriptArguments(stages=["train"])
+    with pytest.raises(ValueError, match="judge_templates"):
+        EvaluationScriptArguments(judge_templates={"mmlu": "x.md"})
+
+
+def test_items_and_judge_requests(tmp_path):
+    root = write_benchmarks(tmp_path / "data")
+    lb = tasks.load_items("longbench_write", root)
+    assert [it["lang"] for it in lb] == ["en", "zh", "en"] and lb[0]["length"] == 10
+    hb = tasks.load_items("hellobench", root, hellobench_tasks=["open_ended_qa"], max_items=1)
+    assert len(hb) == 1 and hb[0]["id"] == "hellobench/open_ended_qa/open_ended_qa_000"
+    wb = tasks.load_items("writingbench", root)
+    (req,) = tasks.judge_requests(hb[0], "the answer")
+    text = req.messages[0]["content"]
+    assert "Explain tides." in text and "the answer" in text and '"checklist_content": "c"' in text
+    assert req.parse(
+        '[{"checklist_id": 0, "evaluation_score": 1}, {"checklist_id": 1, "evaluation_score": 0},'
+        ' {"checklist_id": 2, "evaluation_score": 0.25}]'
+    ) == [1.0, 0.0, 0.25]
+    with pytest.raises(ValueError):  # read against this item's three checklists
+        req.parse('[{"checklist_id": 0, "evaluation_score": 1}]')
+    wb_requests = tasks.judge_requests(wb[0], "an abstract")
+    assert [r.meta["criterion"] for r in wb_requests] == ["c1", "c2", "c3", "c4", "c5"]
+    assert (
+        "criterion 2" in wb_requests[1].messages[0]["content"]
+        and "9-10: excellent" in wb_requests[1].messages[0]["content"]
+    )
+    (lb_request,) = tasks.judge_requests(lb[0], "rain " * 10)
+    assert "Do not take the length" in lb_request.messages[0]["content"]
+    custom = tmp_path / "mine.md"
+    custom.write_text("Rate {{ response }} for {{ instruction }}")
+    (mine,) = tasks.judge_requests(lb[0], "xyz", {"longbench_write": str(custom)})
+    assert mine.messages[0]["content"] == f"Rate xyz for {LB_ROWS[0]['prompt']}"
+
+
+def test_builtin_longbench_data_ships_with_the_package():
+    items = tasks.load_items("longbench_write", "builtin")
+    assert len(items) == 120 and sum(it["lang"] == "zh" for it in items) == 61
+    assert len(tasks.load_items("longbench_write", "builtin", longbench_subset="en")) == 60
+    with pytest.raises(FileNotFoundError, match="layout"):
+        tasks.load_items("hellobench", "builtin")
+
+
+def test_reasoning_profile_parse_and_aggregate():
+    reply = json.dumps(dict.fromkeys(tasks.REASONING_DIMENSIONS, "7") | {"reason": "x"})
+    assert tasks.parse_reasoning_profile(reply) == dict.fromkeys(tasks.REASONING_DIMENSIONS, 7.0)
+    with pytest.raises(ValueError, match="depth_of_analysis"):
+        tasks.parse_reasoning_profile(
+            json.dumps(dict.fromkeys(tasks.REASONING_DIMENSIONS, 5) | {"depth_of_analysis": 11})
+        )
+    judgements = [
+        Judgement("a", True, dict.fromkeys(tasks.REASONING_DIMENSIONS, 4.0)),
+        Judgement("b", True, dict.fromkeys(tasks.REASONING_DIMENSIONS, 8.0)),
+        Judgement("c", False, error="x", error_kind="parse"),
+    ]
+    agg = tasks.aggregate_reasoning_profile(judgements)
+    assert agg["dimensions"]["factual_grounding"] == {"mean": 6.0, "std": 2.0, "min": 4.0, "max": 8.0}
+    assert (agg["n_ok"], agg["n_failed"], agg["failed_ids"]) == (2, 1, ["c"])
+
+
+# ---- the run end to end ----
+
+
+def test_evaluate_end_to_end_against_hand_computed_scores(tmp_path):
+    root = write_benchmarks(tmp_path / "data")
+    script = JudgeScript()
+    generator = ScriptedGenerator(ANSWERS)
+    with OpenAIServer(script) as server:
+        report = evaluate(
+            make_args(tmp_path, root), GeneratorConfig(), judge_config(server), generator_factory=lambda cfg: generator
+        )
+        first_calls = len(server.requests)
+    out = tmp_path / "run"
+    results = json.loads((out / "results.json").read_text())
+    lb = results["benchmarks"]["longbench_write"]
+
+    # LongBench-Write: S_l (hand-computed), S_q over six dimensions after a malformed reply was asked again, S
+    s_l = (100.0 + 100.0 * (1 - 1 / 3) + 0.0) / 3
+    assert lb["length_score"] == pytest.approx(s_l)
+    assert lb["generation"]["statuses"] == {"ok": 2, "empty_answer": 1}
+    assert lb["judged"]["quality_score"] == pytest.approx(((4 + 5 + 3) / 3 - 1) * 25)
+    assert lb["judged"]["score"] == pytest.approx((s_l + 75.0) / 2)
+    assert lb["judged"]["n_failed"] == 0
+    assert results["judge_stats"]["parse_retries"] == 1
+
+    # HelloBench: weights 50/30/20 -> items 65 and 75, task 70, rescaled -20
+    hb = results["benchmarks"]["hellobench"]["judged"]["open_ended_qa"]
+    assert (hb["score"], hb["rescaled"], hb["n_ok"]) == (pytest.approx(70.0), pytest.approx(-20.0), 2)
+
+    # WritingBench: query 1 (domain A) = mean(6..10) = 8; query 2 (domain D) lost a criterion: no score, counted
+    wb = results["benchmarks"]["writingbench"]["judged"]
+    assert wb["domains"]["A"]["score_x10"] == pytest.approx(80.0)
+    assert wb["domains"]["D"] == {"score": None, "score_x10": None, "n": 1, "n_ok": 0, "n_failed": 1}
+    assert wb["queries"]["2"]["failed_criteria"] == ["c3"]
+    assert results["judge_stats"]["failed_http"] == 1
+
+    # the reasoning profile: 7 items with thinking, one rated 8 and six rated 6
+    rp_dims = results["reasoning_profile"]["dimensions"]
+    expected = [8, 6, 6, 6, 6, 6, 6]
+    assert results["reasoning_profile"]["n_ok"] == 7
+    assert rp_dims["depth_of_analysis"]["mean"] == pytest.approx(statistics.mean(expected))
+    assert rp_dims["depth_of_analysis"]["std"] == pytest.approx(statistics.pstdev(expected))
+
+    # the reflection profile of the thinking, in the thinking's own language (English here, also for the Chinese
+    # prompt): "Hmm", "wait." and "Let me think" in each 9-word thinking
+    assert lb["reflection_profile"]["en"]["reflections"] == 3 * 3
+    assert lb["reflection_profile"]["en"]["per_1k"] == pytest.approx(1000 * 9 / 27)
+
+    # the report: the paper's table with our row, failures counted, plots written
+    assert report["table"]["LB"] == pytest.approx((s_l + 75.0) / 2)
+    assert report["table"]["HB-A"] == pytest.approx(70.0) and report["table"]["WB-A"] == pytest.approx(80.0)
+    assert report["table"]["WB-D"] is None and report["failures"]["writingbench"]["judge"] == 1
+    md = (out / "report.md").read_text()
+    assert "| DeepWriter-8B | 91.28 |" in md and "judge-test" in md and "| **scripted** (ours) |" in md
+    for name in ("reflection_profile.png", "writingbench_domains.png", "reasoning_profile_radar.png"):
+        assert (out / name).stat().st_size > 10_000, name
+    assert json.loads((out / "report.json").read_text())["table"] == report["table"]
+
+    # resumed: nothing is generated again; only the refused judge call is asked again
+    with OpenAIServer(JudgeScript()) as server:
+
+        def no_generator(cfg):
+            raise AssertionError("every item is already generated")
+
+        again = evaluate(
+            make_args(tmp_path, root), GeneratorConfig(), judge_config(server), generator_factory=no_generator
+        )
+        assert len(server.requests) == 1 and "Write a poem." in server.requests[0]["messages"][-1]["content"]
+    assert again["table"] == report["table"]  # refused again, still counted
+    assert first_calls == 3 + 1 + 2 + 10 + 7  # LB (+1 malformed), HB, WB criteria, reasoning
+
+
+def test_model_behind_an_openai_server_with_the_benchmark_settings(tmp_path):
+    """The model under evaluation may be any OpenAI-compatible server (the default generator factory): each request
+    carries LongBench-Write's own sampling settings, and the thinking the server returns is split off."""
+    root = write_benchmarks(tmp_path / "data")
+    args = make_args(tmp_path, root, benchmarks=["longbench_write"], stages=["generate", "report"])
+    config = GeneratorConfig(
+        generator_model="served", generator_backend="openai", generator_api_key_env=None, generator_prefill_mode="none"
+    )
+    with OpenAIServer(lambda kind, payload: [ANSWERS[payload["messages"][-1]["content"]]]) as server:
+        config.generator_base_url = server.base_url
+        report = evaluate(args, config, JudgeConfig())
+    assert {(p["temperature"], p["top_p"], p["max_tokens"], p["seed"] >= 42) for p in server.requests} == {
+        (0.5, 1.0, 32768, True)
+    }
+    assert "top_k" not in server.requests[0]
+    assert report["table"]["LB S_l"] == pytest.approx((100.0 + 100.0 * (1 - 1 / 3) + 0.0) / 3)
+    records = JsonlLog(tmp_path / "run" / "generations" / "longbench_write.jsonl").read()
+    assert {r["thinking"] for r in records} == {"Hmm, wait. Let me think about the reader first."}
+
+
+def test_judge_settings_must_match_to_resume(tmp_path):
+    root = write_benchmarks(tmp_path / "data")
+    with OpenAIServer(JudgeScript()) as server:
+        args = make_args(tmp_path, root, benchmarks=["longbench_write"], reasoning_profile=False)
+        evaluate(args, GeneratorConfig(), judge_config(server), generator_factory=lambda c: ScriptedGenerator(ANSWERS))
+        other = judge_config(server)
+        other.judge_model = "another-judge"
+        with pytest.raises(ValueError, match="judge_model"):
+            evaluate(args, GeneratorConfig(), other, generator_factory=lambda c: ScriptedGenerator(ANSWERS))
+
+
+def test_generation_resumes_after_an_interruption(tmp_path):
+    root = write_benchmarks(tmp_path / "data")
+    args = make_args(tmp_path, root, benchmarks=["longbench_write"], stages=["generate", "report"], save_every=1)
+    crashing = ScriptedGenerator(ANSWERS, fail_after_calls=1)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        evaluate(args, GeneratorConfig(), JudgeConfig(), generator_factory=lambda c: crashing)
+    log = tmp_path / "run" / "generations" / "longbench_write.jsonl"
+    (first,) = [json.loads(line) for line in log.read_text().splitlines()]
+    with open(log, "a") as f:  # a crash in the middle of a write
+        f.write('{"id": "longbench_write/all/0001", "resp')
+    fresh = ScriptedGenerator(ANSWERS)
+    report = evaluate(args, GeneratorConfig(), JudgeConfig(), generator_factory=lambda c: fresh)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == [f"longbench_write/all/{i:04d}" for i in range(3)]  # each once
+    assert records[0] == first and len(fresh.prompts) == 2
+    assert report["table"]["LB S_l"] == pytest.approx((100.0 + 100.0 * (1 - 1 / 3) + 0.0) / 3)
+    assert report["table"]["LB"] is None  # no judge stage
+
+
+def test_a_changed_model_is_refused_on_resume(tmp_path):
+    root = write_benchmarks(tmp_path / "data")
+    args = make_args(tmp_path, root, benchmarks=["longbench_write"], stages=["generate"])
+    evaluate(
+        args,
+        GeneratorConfig(generator_model="a"),
+        JudgeConfig(),
+        generator_factory=lambda c: ScriptedGenerator(ANSWERS),
+    )
+    with pytest.raises(ValueError, match="model"):
+        evaluate(
+            args,
+            GeneratorConfig(generator_model="b"),
+            JudgeConfig(),
+            generator_factory=lambda c: ScriptedGenerator(ANSWERS),
+        )
+    args.overwrite_output_dir = True
+    evaluate(
+        args,
+        GeneratorConfig(generator_model="b"),
+        JudgeConfig(),
+        generator_factory=lambda c: ScriptedGenerator(ANSWERS),
+    )
+
+
+def test_failed_generations_are_recorded_and_redone(tmp_path):
+    root = write_benchmarks(tmp_path / "data")
+
+    class Flaky(ScriptedGenerator):
+        def _generate(self, requests, sampling):
+            out = super()._generate(requests, sampling)
+            return [
+                [Completion.failed("HTTP 500")] if "snow" in r.messages[-1]["content"] else c
+                for r, c in zip(requests, out, strict=True)
+            ]
+
+    args = make_args(tmp_path, root, benchmarks=["longbench_write"], stages=["generate", "report"])
+    report = evaluate(args, GeneratorConfig(), JudgeConfig(), generator_factory=lambda c: Flaky(ANSWERS))
+    assert report["failures"]["longbench_write"]["generation"] == 1
+    assert report["table"]["LB S_l"] == pytest.approx((100.0 + 100.0 * (1 - 1 / 3)) / 2)  # left out, not scored 0
+    fresh = ScriptedGenerator(ANSWERS)
+    report = evaluate(args, GeneratorConfig(), JudgeConfig(), generator_factory=lambda c: fresh)
+    assert (
+        fresh.prompts == ["Write five words about snow."] and report["failures"]["longbench_write"]["generation"] == 0
+    )
+
+
+def test_jsonl_log_refuses_a_damaged_middle_line(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        JsonlLog(path).read()
+
+
+def test_generation_with_the_tiny_model(tiny_tokenizer, tmp_path):
+    items = tasks.load_items("longbench_write", "builtin", max_items=3)
+    generator = TransformersGenerator(build_tiny_model("qwen3", len(tiny_tokenizer)), tiny_tokenizer, batch_size=2)
+    sampling = Sampling(temperature=0.5, top_p=1.0, top_k=20, max_new_tokens=6, seed=0)
+    log = JsonlLog(tmp_path / "g.jsonl")
+    records = generate_answers(items, generator, sampling, log, prefill="<think>\n", progress=False)
+    assert list(records) == [it["id"] for it in items]
+    for r in records.values():
+        assert r["status"] in GENERATION_STATUSES and r["status"] != "error"
+        assert 0 < r["n_tokens"] <= 6 and r["response"].startswith("<think>\n")
+    assert generator.stats["calls"] == 1 and len(log.read()) == 3
+    again = generate_answers(items, None, sampling, log, progress=False)  # all done: no generator needed
+    assert again == records
+    scores = score_benchmark("longbench_write", items, records, None)
+    by_hand = [length_score(it["length"], produced_length(records[it["id"]]["answer"])) for it in items]
+    assert scores["length_score"] == pytest.approx(sum(by_hand) / 3)
+
+
+def test_compare_two_runs(tmp_path):
+    def report(name: str, hb_b: float, wb_a: float) -> dict:
+        results = {
+            "run_name": name,
+            "model": name,
+            "judge": "j",
+            "benchmarks": {
+                "hellobench": {
+                    "generation": {"statuses": {}, "failed_ids": []},
+                    "judged": {"heuristic_text_generation": {"score": hb_b, "rescaled": 0, "n_ok": 1, "n_failed": 0}},
+                },
+                "writingbench": {
+                    "generation": {"statuses": {}, "failed_ids": []},
+                    "judged": {
+                        "overall": {"score": wb_a / 10, "score_x10": wb_a, "n": 1, "n_ok": 1, "n_failed": 0},
+                        "domains": {"A": {"score": wb_a / 10, "score_x10": wb_a, "n": 1, "n_ok": 1, "n_failed": 0}},
+                    },
+                },
+            },
+        }
+        return rp.build_report(results)
+
+    full, ablation = report("full", 80.0, 70.0), report("no search", 77.5, 66.0)
+    md = rp.compare_markdown([full, ablation])
+    assert "| no search - full | -2.50 | -4.00 |" in md
+    assert "| no iterative search | 84.40 | 66.70 | 65.60 |" in md  # the paper's ablation rows beside ours
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "report.json").write_text(json.dumps(full))
+    assert rp.load_report(tmp_path / "full")["table"] == full["table"]
+    with pytest.raises(ValueError, match="two"):
+        rp.compare_markdown([full])
