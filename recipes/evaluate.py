@@ -3,9 +3,14 @@
 Usage (the demo: the built-in demo model on 10 LongBench-Write prompts, the length score only; CPU, a few minutes):
     python recipes/evaluate.py --config recipes/demo/evaluate.yaml --benchmark_data /path/to/benchmarks
 
-DeepWriter-8B with vLLM, judged by a model behind any OpenAI-compatible endpoint:
-    vllm serve Qwen/Qwen2.5-72B-Instruct --port 8001 &      # or a hosted API: --judge_base_url, OPENAI_API_KEY
-    python recipes/evaluate.py --config recipes/DeepWriter-8B/evaluation/config_full.yaml
+DeepWriter-8B with vLLM on one GPU, judged by a model behind any OpenAI-compatible endpoint (here on four others;
+or a hosted API: --judge_base_url, OPENAI_API_KEY):
+    CUDA_VISIBLE_DEVICES=0,1,2,3 vllm serve Qwen/Qwen2.5-72B-Instruct --tensor-parallel-size 4 --port 8001 &
+    CUDA_VISIBLE_DEVICES=4 python recipes/evaluate.py --config recipes/DeepWriter-8B/evaluation/config_full.yaml
+
+It runs as one process (not under accelerate launch); the vLLM engine takes the model over several GPUs with
+generator_vllm_kwargs.tensor_parallel_size. On GPUs shared with the judge, run --stages generate first, then
+--stages judge report.
 
 Generations, judgements and scores go to --output_dir; an interrupted run continues where it stopped when started
 again with the same settings. --compare_to other_run_dir adds a comparison (e.g. the full model against an ablation).

@@ -606,11 +606,19 @@ class EvaluationScriptArguments:
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Discard earlier generations and judgements in output_dir."}
     )
+    overwrite_judgements: bool = field(
+        default=False, metadata={"help": "Discard earlier judgements only (to judge the same answers anew)."}
+    )
     eval_temperature: float | None = field(
         default=None, metadata={"help": "None: each benchmark's own (LB 0.5, HB 0.8, WB 0.7)."}
     )
     eval_top_p: float | None = field(default=None, metadata={"help": "None: each benchmark's own (WB 0.8, else 1)."})
-    eval_top_k: int | None = field(default=None, metadata={"help": "None: each benchmark's own (WB 20, else off)."})
+    eval_top_k: int | None = field(
+        default=None,
+        metadata={
+            "help": "None: each benchmark's own (WB 20, else off); 0: off (hosted APIs that refuse top_k need it)."
+        },
+    )
     eval_max_new_tokens: int | None = field(
         default=None, metadata={"help": "None: each benchmark's own (LB 32768, HB and WB 16384)."}
     )

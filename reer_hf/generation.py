@@ -364,6 +364,10 @@ class OpenAIGenerator(Generator):
             if self.chat:
                 message = choice.get("message")
                 text = (message.get("content") or "") if isinstance(message, dict) else None  # null: empty reply
+                # a server run with a reasoning parser returns the thinking apart: put it back where the model wrote it
+                reasoning = message.get("reasoning_content") or message.get("reasoning") if text is not None else None
+                if isinstance(reasoning, str) and reasoning.strip():
+                    text = f"<think>\n{reasoning.strip()}\n</think>\n\n{text}"
             else:
                 text = choice.get("text")
             if 0 <= i < sampling.n and isinstance(text, str):

@@ -28,7 +28,15 @@ from reer_hf.evaluation.run import (
     score_benchmark,
 )
 from reer_hf.evaluation.text import length_score, produced_length, split_thinking
-from reer_hf.generation import FINISH_STOP, Completion, Generator, Request, Sampling, TransformersGenerator
+from reer_hf.generation import (
+    FINISH_LENGTH,
+    FINISH_STOP,
+    Completion,
+    Generator,
+    Request,
+    Sampling,
+    TransformersGenerator,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -308,6 +316,47 @@ def test_evaluate_end_to_end_against_hand_computed_scores(tmp_path):
         assert len(server.requests) == 1 and "Write a poem." in server.requests[0]["messages"][-1]["content"]
     assert again["table"] == report["table"]  # refused again, still counted
     assert first_calls == 3 + 1 + 2 + 10 + 7  # LB (+1 malformed), HB, WB criteria, reasoning
+    assert set(again["partial"]) == {f"WB-{c}" for c in "A"}  # WB-D has no score at all; WB-A is starred
+    assert "91.28 |" in (out / "report.md").read_text() and "80.00* |" in (out / "report.md").read_text()
+
+    # failed calls kept as they are: nothing asked
+    with OpenAIServer(JudgeScript()) as server:
+        evaluate(make_args(tmp_path, root, judge_retry_failed=False), GeneratorConfig(), judge_config(server))
+        assert server.requests == []
+
+    # the report alone, from the stored generations and judgements, with no judge endpoint at all
+    report_only = evaluate(make_args(tmp_path, root, stages=["report"]), GeneratorConfig(), JudgeConfig())
+    assert report_only["table"] == report["table"] and report_only["judge"] == "judge-test"
+
+    # a changed answer is judged anew (its hash changed); the others are not
+    log = out / "generations" / "longbench_write.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    first = next(r for r in records if r["id"] == "longbench_write/all/0000")
+    first.update(response=THINK + "rain " * 5, answer=("rain " * 5).strip())
+    log.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    with OpenAIServer(JudgeScript()) as server:
+        changed = evaluate(
+            make_args(tmp_path, root, judge_retry_failed=False), GeneratorConfig(), judge_config(server)
+        )
+        assert (
+            len(server.requests) == 1 and "rain rain rain rain rain" in server.requests[0]["messages"][-1]["content"]
+        )
+    s_l_changed = (100.0 * (1 - (10 / 5 - 1) / 2) + 100.0 * (1 - 1 / 3) + 0.0) / 3  # 5 of 10 words: 50
+    assert changed["table"]["LB S_l"] == pytest.approx(s_l_changed)
+
+    # without the judge stage, a report over judgements that were never made counts them as missing
+    fresh_root = tmp_path / "other"
+    args = make_args(fresh_root, root, benchmarks=["longbench_write"], stages=["generate", "report"])
+    evaluate(args, GeneratorConfig(), JudgeConfig(), generator_factory=lambda c: ScriptedGenerator(ANSWERS))
+    (fresh_root / "run" / "judgements").mkdir()
+    (fresh_root / "run" / "judgements" / "meta.json").write_text(json.dumps({"judge_model": "j"}))
+    (fresh_root / "run" / "judgements" / "longbench_write.jsonl").write_text("")
+    missing = evaluate(
+        make_args(fresh_root, root, benchmarks=["longbench_write"], stages=["report"], reasoning_profile=False),
+        GeneratorConfig(),
+        JudgeConfig(),
+    )
+    assert missing["failures"]["longbench_write"]["judge"] == 3 and missing["table"]["LB"] is None
 
 
 def test_model_behind_an_openai_server_with_the_benchmark_settings(tmp_path):
@@ -321,13 +370,59 @@ def test_model_behind_an_openai_server_with_the_benchmark_settings(tmp_path):
     with OpenAIServer(lambda kind, payload: [ANSWERS[payload["messages"][-1]["content"]]]) as server:
         config.generator_base_url = server.base_url
         report = evaluate(args, config, JudgeConfig())
-    assert {(p["temperature"], p["top_p"], p["max_tokens"], p["seed"] >= 42) for p in server.requests} == {
-        (0.5, 1.0, 32768, True)
-    }
+    assert {(p["temperature"], p["top_p"], p["max_tokens"]) for p in server.requests} == {(0.5, 1.0, 32768)}
+    assert sorted(p["seed"] for p in server.requests) == [42, 42, 43]  # per call (save_every 2): seed + index
     assert "top_k" not in server.requests[0]
     assert report["table"]["LB S_l"] == pytest.approx((100.0 + 100.0 * (1 - 1 / 3) + 0.0) / 3)
     records = JsonlLog(tmp_path / "run" / "generations" / "longbench_write.jsonl").read()
     assert {r["thinking"] for r in records} == {"Hmm, wait. Let me think about the reader first."}
+
+
+def test_writingbench_sampling_reaches_the_server_and_top_k_zero_turns_it_off(tmp_path):
+    root = write_benchmarks(tmp_path / "data")
+    config = GeneratorConfig(generator_backend="openai", generator_api_key_env=None, generator_prefill_mode="none")
+    for top_k, expected in ((None, 20), (0, None)):
+        args = make_args(
+            tmp_path / str(top_k), root, benchmarks=["writingbench"], stages=["generate"], eval_top_k=top_k
+        )
+        with OpenAIServer(lambda kind, payload: ["An answer."]) as server:
+            config.generator_base_url = server.base_url
+            evaluate(args, config, JudgeConfig())
+        assert {(p["temperature"], p["top_p"], p.get("top_k"), p["max_tokens"]) for p in server.requests} == {
+            (0.7, 0.8, expected, 16384)
+        }
+
+
+def test_truncated_and_unfinished_generations_are_scored_as_such(tmp_path):
+    root = write_benchmarks(tmp_path / "data")
+
+    class Cut(ScriptedGenerator):
+        def _generate(self, requests, sampling):
+            out = []
+            for r in requests:
+                prompt = r.messages[-1]["content"]
+                if "rain" in prompt:  # the token limit hit inside the thinking: no answer at all
+                    out.append([Completion("<think>\nstill planning the", 6, FINISH_LENGTH)])
+                elif "秋" in prompt:  # the limit hit inside the answer: scored as it stands
+                    out.append([Completion(THINK + "秋" * 5, 9, FINISH_LENGTH)])
+                else:
+                    out.append([Completion(THINK + "snow " * 5, 12, FINISH_STOP)])
+            return out
+
+    args = make_args(tmp_path, root, benchmarks=["longbench_write"], stages=["generate", "report"])
+    report = evaluate(args, GeneratorConfig(), JudgeConfig(), generator_factory=lambda c: Cut({}))
+    assert report["generation"]["longbench_write"] == {"ok": 1, "truncated": 1, "unfinished_thinking": 1}
+    assert report["table"]["LB S_l"] == pytest.approx((0.0 + 100.0 * (1 - (10 / 5 - 1) / 2) + 100.0) / 3)
+    assert "`unfinished_thinking`" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_one_process_only_and_compare_to_checked_first(tmp_path, monkeypatch):
+    root = write_benchmarks(tmp_path / "data")
+    with pytest.raises(FileNotFoundError, match="No report"):
+        evaluate(make_args(tmp_path, root, compare_to=[str(tmp_path / "nowhere")]), GeneratorConfig(), JudgeConfig())
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    with pytest.raises(RuntimeError, match="one process"):
+        evaluate(make_args(tmp_path, root), GeneratorConfig(), JudgeConfig())
 
 
 def test_judge_settings_must_match_to_resume(tmp_path):
@@ -339,6 +434,16 @@ def test_judge_settings_must_match_to_resume(tmp_path):
         other.judge_model = "another-judge"
         with pytest.raises(ValueError, match="judge_model"):
             evaluate(args, GeneratorConfig(), other, generator_factory=lambda c: ScriptedGenerator(ANSWERS))
+        calls = len(server.requests)
+        args.overwrite_judgements = True  # the same answers, judged anew by the other judge; nothing regenerated
+
+        def no_generator(cfg):
+            raise AssertionError("the generations are kept")
+
+        report = evaluate(args, GeneratorConfig(), other, generator_factory=no_generator)
+        assert (
+            report["judge"] == "another-judge" and len(server.requests) == calls + 3
+        )  # one per item (the script was malformed only once)
 
 
 def test_generation_resumes_after_an_interruption(tmp_path):

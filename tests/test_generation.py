@@ -119,6 +119,25 @@ def test_openai_top_k_is_sent_only_when_set():
     assert with_k["top_k"] == 20 and "top_k" not in without
 
 
+def test_openai_reasoning_content_is_put_back_as_thinking():
+    """A server run with a reasoning parser (vllm serve --reasoning-parser) returns the thinking apart."""
+    body = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"content": "The answer.", "reasoning_content": "A plan."},
+            }
+        ],
+        "usage": {"completion_tokens": 5},
+    }
+    with OpenAIServer(lambda kind, payload: ServerReply(body=body)) as server:
+        out = OpenAIGenerator(openai_config(server, generator_prefill_mode="none")).generate(
+            [Request(chat("x"))], Sampling()
+        )
+    assert out[0][0].text == "<think>\nA plan.\n</think>\n\nThe answer."
+
+
 def test_transformers_prefill_is_in_the_prompt(tiny_generator, requests_5, monkeypatch):
     tok = tiny_generator.tokenizer
     rendered = render_prompt(tok, requests_5[0])

@@ -32,8 +32,9 @@ __all__ = [
 ]
 
 #: ``network``: no reply after the retries; ``http``: a refused request (HTTP 4xx, 500), not retried;
-#: ``parse``: replies came back but none parsed within the tries.
-FAILURE_KINDS = ("network", "http", "parse")
+#: ``parse``: replies came back but none parsed within the tries; ``missing``: never asked (a report made without the
+#: judge stage found no stored judgement for it).
+FAILURE_KINDS = ("network", "http", "parse", "missing")
 
 
 @dataclass

@@ -14,6 +14,7 @@ __all__ = [
     "PAPER_ABLATIONS",
     "PAPER_TABLE",
     "build_report",
+    "partial_columns",
     "compare_markdown",
     "load_report",
     "render_markdown",
@@ -63,6 +64,27 @@ def table_row(results: dict[str, Any]) -> dict[str, float | None]:
     for letter in "ABCDEF":
         row[f"WB-{letter}"] = (wb.get(letter) or {}).get("score_x10")
     return row
+
+
+_BENCHMARK_COLUMNS = {
+    "longbench_write": ("LB", "LB S_l"),
+    "hellobench": ("HB-A", "HB-B"),
+    "writingbench": tuple(f"WB-{c}" for c in "ABCDEF"),
+}
+
+
+def partial_columns(results: dict[str, Any]) -> list[str]:
+    """The table cells computed on fewer items than the benchmark has: some generation or judgement failed (and is
+    left out, not scored). A long LongBench-Write answer that overflows the judge's context is the usual cause."""
+    failures = _failures(results)
+    row = table_row(results)
+    return [
+        column
+        for name, columns in _BENCHMARK_COLUMNS.items()
+        if name in failures and (failures[name]["generation"] or failures[name]["judge"])
+        for column in columns
+        if row.get(column) is not None and not (column == "LB S_l" and not failures[name]["generation"])
+    ]
 
 
 def _pooled_reflections(results: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +150,7 @@ def build_report(results: dict[str, Any]) -> dict[str, Any]:
         "model": results["model"],
         "judge": results["judge"],
         "table": table_row(results),
+        "partial": partial_columns(results),
         "details": details,
         "generation": {name: b["generation"]["statuses"] for name, b in benchmarks.items()},
         "distinct_n": {name: b.get("distinct_n") for name, b in benchmarks.items()},
@@ -138,20 +161,33 @@ def build_report(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cell(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
+def _cell(value: float | None, partial: bool = False) -> str:
+    return "—" if value is None else f"{value:.2f}" + ("*" if partial else "")
 
 
-def _table(rows: Sequence[tuple[str, dict[str, float | None]]], columns: Sequence[str] = COLUMNS) -> list[str]:
+def _table(
+    rows: Sequence[tuple[str, dict[str, float | None]]],
+    columns: Sequence[str] = COLUMNS,
+    partial: dict[str, Sequence[str]] | None = None,
+) -> list[str]:
+    """A Markdown table; ``partial`` maps a row name to its cells to star (computed on part of the items)."""
     lines = ["| model | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, row in rows:
-        lines.append(f"| {name} | " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+        starred = set((partial or {}).get(name, ()))
+        lines.append(f"| {name} | " + " | ".join(_cell(row.get(c), c in starred) for c in columns) + " |")
     return lines
+
+
+_PARTIAL_NOTE = (
+    "\\* computed on part of the items: some generations or judge calls failed and are left out (never scored); "
+    "counts under *Generations and failures*."
+)
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: the paper's table (ours first, then the paper's rows), then details and failures."""
     judge = report["judge"] or "none (deterministic metrics only)"
+    ours = f"**{report['run_name']}** (ours)"
     lines = [
         f"# Evaluation of {report['run_name']}",
         "",
@@ -160,10 +196,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         "HB-A / HB-B = HelloBench open-ended QA / heuristic text generation (0-100); WB = WritingBench domains (x10).",
         "",
         *_table(
-            [(f"**{report['run_name']}** (ours)", report["table"])] + list(report["paper"]["table"].items()),
+            [(ours, report["table"])] + list(report["paper"]["table"].items()),
             COLUMNS + EXTRA_COLUMNS,
+            {ours: report.get("partial", ())},
         ),
     ]
+    if report.get("partial"):
+        lines += ["", _PARTIAL_NOTE]
     details = report["details"]
     if "longbench_write" in details:
         lb = details["longbench_write"]
@@ -207,6 +246,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         dn = report["distinct_n"].get(name) or {}
         distinct = f"{_cell(dn.get('distinct_1'))} / {_cell(dn.get('distinct_2'))}" if dn else "—"
         lines.append(f"| {name} | {statuses} | {distinct} | {f.get('generation', 0)} | {f['judge']} |")
+    if any("unfinished_thinking" in g for g in report["generation"].values()):
+        lines += [
+            "",
+            "`unfinished_thinking`: the response opened `<think>` and never closed it, so it has no answer and is "
+            "scored as an empty one (WritingBench's original code would judge the whole text).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -223,7 +268,11 @@ def compare_markdown(reports: Sequence[dict[str, Any]]) -> str:
         "",
         "Judges: " + ", ".join(f"{r['run_name']}: `{r['judge']}`" for r in reports),
         "",
-        *_table([(r["run_name"], r["table"]) for r in reports], columns),
+        *_table(
+            [(r["run_name"], r["table"]) for r in reports],
+            columns,
+            {r["run_name"]: r.get("partial", ()) for r in reports},
+        ),
         "",
         f"Differences to {base['run_name']}:",
         "",
@@ -236,6 +285,8 @@ def compare_markdown(reports: Sequence[dict[str, Any]]) -> str:
         }
         deltas.append((f"{r['run_name']} - {base['run_name']}", row))
     lines += _table(deltas, columns)
+    if any(r.get("partial") for r in reports):
+        lines += ["", _PARTIAL_NOTE]
     lines += ["", f"The paper's ablations (judged by {PAPER_JUDGE}):", ""]
     lines += _table(list(PAPER_ABLATIONS.items()), ("HB-B", "WB-A", "WB-D"))
     return "\n".join(lines) + "\n"

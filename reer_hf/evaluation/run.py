@@ -111,6 +111,7 @@ def sampling_for(benchmark: str, args) -> Any:
         key: getattr(args, f"eval_{key}") if getattr(args, f"eval_{key}") is not None else value
         for key, value in defaults.items()
     }
+    chosen["top_k"] = chosen["top_k"] or None  # 0: off, and never sent to a server
     return Sampling(n=1, seed=args.eval_seed, repetition_penalty=args.eval_repetition_penalty, **chosen)
 
 
@@ -187,7 +188,7 @@ def _answer_hash(answer: str) -> str:
 
 def judge_all(
     requests: Sequence[JudgeRequest],
-    judge: Judge,
+    judge: Judge | None,
     log: JsonlLog,
     *,
     retry_failed: bool = True,
@@ -197,7 +198,8 @@ def judge_all(
 ) -> list[Judgement]:
     """One judgement per request, in request order, asking the judge only for requests ``log`` has no judgement of
     (a request's ``meta["answer_sha"]`` ties it to the answer it judges; failed ones are asked again when
-    ``retry_failed``)."""
+    ``retry_failed``). With ``judge`` None nothing is asked: requests without a stored judgement come back failed, of
+    kind ``missing`` (a report rebuilt from an earlier run's judgements)."""
     stored: dict[tuple[str, str | None], Judgement] = {}
     for record in log.read():
         j = Judgement(**record)
@@ -205,6 +207,12 @@ def judge_all(
             stored[(j.id, j.meta.get("answer_sha"))] = j
     key = lambda r: (r.id, r.meta.get("answer_sha"))  # noqa: E731
     pending = [r for r in requests if key(r) not in stored]
+    if judge is None:
+        missing = "not judged: run the judge stage"
+        return [
+            stored.get(key(r)) or Judgement(r.id, False, None, "", missing, "missing", 0, dict(r.meta))
+            for r in requests
+        ]
     bar = tqdm(total=len(requests), initial=len(requests) - len(pending), desc=desc, disable=not progress)
     for lo in range(0, len(pending), chunk_size):
         chunk = pending[lo : lo + chunk_size]
@@ -289,6 +297,35 @@ def _judge_meta(judge_cfg: JudgeConfig, args) -> dict[str, Any]:
     }
 
 
+def _judge_requests(rows: Sequence[dict], generations: dict[str, dict], args) -> list[JudgeRequest]:
+    """The judge calls of one benchmark's answers, each tied to its answer's hash; failed generations get none."""
+    requests = []
+    for it in rows:
+        g = generations[it["id"]]
+        if g["status"] == "error":
+            continue
+        for r in tasks.judge_requests(it, g["answer"], args.judge_templates):
+            r.meta["answer_sha"] = _answer_hash(g["answer"])
+            requests.append(r)
+    return requests
+
+
+def _reasoning_requests(items: dict[str, list[dict]], generations: dict[str, dict], args) -> list[JudgeRequest]:
+    """Reasoning-profile calls for up to ``reasoning_max_items`` items with thinking, picked by a hash of their ids:
+    the same items for every run over the same benchmarks, spread over all of them."""
+    pool = [
+        it for rows in items.values() for it in rows if generations[it["benchmark"]][it["id"]]["status"] != "error"
+    ]
+    pool.sort(key=lambda it: hashlib.sha256(it["id"].encode()).hexdigest())
+    thinkings = {it["id"]: generations[it["benchmark"]][it["id"]]["thinking"] for it in pool}
+    requests = tasks.reasoning_requests(pool, thinkings, args.reasoning_template)
+    if args.reasoning_max_items is not None:
+        requests = requests[: args.reasoning_max_items]
+    for r in requests:
+        r.meta["answer_sha"] = _answer_hash(thinkings[r.meta["item_id"]])
+    return requests
+
+
 def evaluate(args, gen_cfg, judge_cfg: JudgeConfig, *, generator_factory: Callable | None = None) -> dict[str, Any]:
     """Run the stages ``args.stages`` asks for and return the report (also written to ``args.output_dir``).
 
@@ -296,12 +333,21 @@ def evaluate(args, gen_cfg, judge_cfg: JudgeConfig, *, generator_factory: Callab
     it is called only when some item still needs generating."""
     from reer_hf.evaluation import report as rp
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RuntimeError(
+            "recipes/evaluate.py runs as one process (its files are appended by one writer): spread a model over GPUs "
+            "with generator_vllm_kwargs.tensor_parallel_size, or serve it with `vllm serve --data-parallel-size N` "
+            "and use the openai backend"
+        )
+    for path in args.compare_to or []:  # fail now, not after hours of generating and judging
+        rp.load_report(path)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if args.overwrite_output_dir:
-        for sub in ("generations", "judgements"):
-            for f in (out / sub).glob("*"):
-                f.unlink()
+    clear = ["generations", "judgements"] if args.overwrite_output_dir else []
+    clear += ["judgements"] if args.overwrite_judgements else []
+    for sub in clear:
+        for f in (out / sub).glob("*"):
+            f.unlink()
     items = {
         b: tasks.load_items(
             b,
@@ -350,53 +396,43 @@ def evaluate(args, gen_cfg, judge_cfg: JudgeConfig, *, generator_factory: Callab
                 )
             generations[b] = {it["id"]: found[it["id"]] for it in rows}
     if generator is not None and hasattr(generator, "close"):
-        generator.close()
+        generator.close()  # a vLLM engine keeps its GPU memory: with a judge on the same GPUs, run the stages apart
 
     judgements: dict[str, list[Judgement] | None] = dict.fromkeys(items)
-    reasoning = None
-    if "judge" in args.stages:
-        _check_meta(
-            out / "judgements" / "meta.json", _judge_meta(judge_cfg, args), args.overwrite_output_dir, "judgements"
-        )
-        with Judge(judge_cfg) as judge:
+    reasoning, judge_stats, judge_name = None, None, None
+    meta_path = out / "judgements" / "meta.json"
+    judging = "judge" in args.stages
+    if judging:
+        _check_meta(meta_path, _judge_meta(judge_cfg, args), args.overwrite_output_dir, "judgements")
+        judge_name = judge_cfg.judge_model
+    elif meta_path.exists():  # a report of an earlier run's judgements, asking nothing
+        judge_name = json.loads(meta_path.read_text(encoding="utf-8"))["judge_model"]
+    if judge_name is not None:
+        judge = Judge(judge_cfg) if judging else None
+        try:
             for b, rows in items.items():
-                requests = []
-                for it in rows:
-                    g = generations[b][it["id"]]
-                    if g["status"] == "error":
-                        continue
-                    for r in tasks.judge_requests(it, g["answer"], args.judge_templates):
-                        r.meta["answer_sha"] = _answer_hash(g["answer"])
-                        requests.append(r)
                 log = JsonlLog(out / "judgements" / f"{b}.jsonl")
-                judgements[b] = judge_all(
-                    requests, judge, log, retry_failed=args.judge_retry_failed, desc=f"judge {b}"
-                )
-            if args.reasoning_profile:
-                pool = [it for rows in items.values() for it in rows]
-                thinkings = {
-                    it["id"]: generations[it["benchmark"]][it["id"]]["thinking"]
-                    for it in pool
-                    if generations[it["benchmark"]][it["id"]]["status"] != "error"
-                }
-                requests = tasks.reasoning_requests(pool, thinkings, args.reasoning_template)
-                if args.reasoning_max_items is not None:
-                    requests = requests[: args.reasoning_max_items]
-                for r in requests:
-                    r.meta["answer_sha"] = _answer_hash(thinkings[r.meta["item_id"]])
-                log = JsonlLog(out / "judgements" / "reasoning.jsonl")
+                if judging or log.path.exists():
+                    requests = _judge_requests(rows, generations[b], args)
+                    judgements[b] = judge_all(
+                        requests, judge, log, retry_failed=args.judge_retry_failed, desc=f"judge {b}"
+                    )
+            log = JsonlLog(out / "judgements" / "reasoning.jsonl")
+            if args.reasoning_profile and (judging or log.path.exists()):
+                requests = _reasoning_requests(items, generations, args)
                 reasoning = tasks.aggregate_reasoning_profile(
                     judge_all(requests, judge, log, retry_failed=args.judge_retry_failed, desc="judge reasoning")
                 )
-            judge_stats = dict(judge.stats)
-    else:
-        judge_stats = None
+        finally:
+            if judge is not None:
+                judge_stats = dict(judge.stats)
+                judge.close()
 
     weights = bm.load_hellobench_weights(args.benchmark_data) if "hellobench" in items else None
     results = {
         "run_name": args.run_name or gen_cfg.generator_model,
         "model": gen_cfg.generator_model,
-        "judge": judge_cfg.judge_model if "judge" in args.stages else None,
+        "judge": judge_name,
         "judge_stats": judge_stats,
         "benchmarks": {
             b: score_benchmark(b, rows, generations[b], judgements[b], weights) for b, rows in items.items()
