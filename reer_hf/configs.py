@@ -57,8 +57,12 @@ class ScorerConfig:
             "faster than its rows one by one, so padding there is pure waste)."
         },
     )
-    scorer_logits_chunk: int = field(
-        default=2048, metadata={"help": "Scored positions per LM-head chunk (bounds the logits memory)."}
+    scorer_logits_chunk: int | None = field(
+        default=None,
+        metadata={
+            "help": "Scored positions per LM-head chunk; None: 64 on CPU (the chunk's fp32 logits stay in cache, 3x "
+            "faster than large chunks), 1024 on GPU."
+        },
     )
     scorer_clip: bool = field(default=True, metadata={"help": "Clip token log-probs to [clip_min, clip_max]."})
     scorer_clip_min: float = field(default=-2.0, metadata={"help": "Lower clip bound of a token log-prob."})
@@ -114,7 +118,7 @@ class ScorerConfig:
             raise ValueError("scorer_thinking_format must contain the placeholder {thinking} exactly once")
         if self.scorer_clip and self.scorer_clip_min > self.scorer_clip_max:
             raise ValueError(f"scorer_clip_min ({self.scorer_clip_min}) > scorer_clip_max ({self.scorer_clip_max})")
-        if self.scorer_token_budget < 1 or self.scorer_logits_chunk < 1:
+        if self.scorer_token_budget < 1 or (self.scorer_logits_chunk is not None and self.scorer_logits_chunk < 1):
             raise ValueError("scorer_token_budget and scorer_logits_chunk must be positive")
         if self.scorer_carry_prefixes < 0:
             raise ValueError("scorer_carry_prefixes must be >= 0")

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from reer_hf import attention
 from reer_hf.configs import ScorerConfig
@@ -256,13 +257,13 @@ class TransformersLogprobs:
         states = hidden[torch.tensor(b_idx, device=self.device), torch.tensor(p_idx, device=self.device)]
         targets_t = torch.tensor(targets, device=self.device)
         chunks = []
-        step = self.config.scorer_logits_chunk
+        step = self.config.scorer_logits_chunk or (64 if self.device.type == "cpu" else 1024)
         for lo in range(0, states.shape[0], step):
             logits = self.lm_head(states[lo : lo + step]).float()
             if self.softcap:
                 logits = torch.tanh(logits / self.softcap) * self.softcap
-            chosen = logits.gather(1, targets_t[lo : lo + step, None]).squeeze(1)
-            chunks.append(chosen - torch.logsumexp(logits, dim=-1))
+            # log p(target) = -cross_entropy: one fused log-softmax + gather, fp32
+            chunks.append(-F.cross_entropy(logits, targets_t[lo : lo + step], reduction="none"))
         flat = torch.cat(chunks).cpu() if chunks else torch.empty(0)
         return list(torch.split(flat, counts))
 
