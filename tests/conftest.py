@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A fresh datasets cache per session: `load_dataset` of a local folder whose README declares its configs can return
+# the Arrow cache of an earlier session's folder of the same layout (seen with the synthesis Hub folder).
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="reer-test-datasets-")
+atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=True)
 
 from pathlib import Path  # noqa: E402
 
