@@ -187,8 +187,9 @@ class TransformersLogprobs:
         hidden = self._forward(ids, mask, self._positions(0, ids.shape[1]).expand(ids.shape[0], -1))
         return self._gather_logprobs(hidden, rows, [0] * len(rows))
 
-    def _prefix_cache(self, key: tuple, prefix_ids: list[int]):
-        """The KV cache of exactly ``prefix_ids``: the carried one of the group, cropped and extended, or a new one."""
+    def _carried_cache(self, key: tuple, prefix_ids: list[int]):
+        """``(cache, cached)``: the group's carried cache cropped to its longest common prefix with ``prefix_ids``
+        (``cached`` tokens), or a new empty one."""
         from transformers import DynamicCache
 
         cache, cached = None, 0
@@ -202,26 +203,28 @@ class TransformersLogprobs:
         if cache is None:
             cache, cached = DynamicCache(config=self.model.config), 0
         self.stats["carried_tokens"] += cached
-        if cached < len(prefix_ids):
-            new = torch.tensor([prefix_ids[cached:]], device=self.device)
-            mask = torch.ones((1, len(prefix_ids)), dtype=torch.long, device=self.device) if cached else None
-            self._forward(new, mask, self._positions(cached, new.shape[1]), cache)
-        return cache
+        return cache, cached
 
     def _run_group(self, rows: Sequence[EncodedRow], prefix: int, members: list[int]) -> list[torch.Tensor]:
-        """One group: its prefix cache, then its members' suffixes (one padded pass on GPUs, one by one on CPUs).
+        """One group: its members' suffixes after their shared prefix (one padded pass on GPUs, one by one on CPUs).
 
         Batched members are right-padded (pad tokens come after every real token, so they are never attended) and
-        run on an expanded view of the cache; one by one, each runs on the cache, which is cropped back after it.
+        run on an expanded view of the prefix cache. One by one, the first member runs from whatever the carried cache
+        already holds, so the part of the prefix it lacks is computed inside that pass (no pass of its own), and the
+        cache is cropped back to the prefix after each member.
         """
         from transformers import DynamicCache
 
         member_rows = [rows[i] for i in members]
         prefix_ids = member_rows[0].input_ids[:prefix]
-        cache = self._prefix_cache(member_rows[0].group, prefix_ids)
+        cache, cached = self._carried_cache(member_rows[0].group, prefix_ids)
         self.stats["shared_prefix_tokens"] += prefix * (len(members) - 1)
         n = len(members)
         if self.pad_batches and n > 1:
+            if cached < prefix:  # extend the cache to the whole prefix first
+                new = torch.tensor([prefix_ids[cached:]], device=self.device)
+                mask = torch.ones((1, prefix), dtype=torch.long, device=self.device) if cached else None
+                self._forward(new, mask, self._positions(cached, new.shape[1]), cache)
             view = DynamicCache(config=self.model.config)
             for layer_idx, layer in enumerate(cache.layers):
                 view.update(layer.keys.expand(n, -1, -1, -1), layer.values.expand(n, -1, -1, -1), layer_idx)
@@ -229,14 +232,15 @@ class TransformersLogprobs:
             mask = torch.cat([torch.ones_like(suffix_mask[:, :1]).expand(-1, prefix), suffix_mask], dim=1)
             hidden = self._forward(ids, mask, self._positions(prefix, ids.shape[1]).expand(n, -1), view)
             logprobs = self._gather_logprobs(hidden, member_rows, [prefix] * n)
-        else:  # one member at a time on the cache itself, cropped back to the prefix after each
+        else:  # one member at a time on the cache itself
             logprobs = []
             for row in member_rows:
-                ids = torch.tensor([row.input_ids[prefix:]], device=self.device)
-                mask = torch.ones((1, len(row.input_ids)), dtype=torch.long, device=self.device)
-                hidden = self._forward(ids, mask, self._positions(prefix, ids.shape[1]), cache)
-                logprobs.extend(self._gather_logprobs(hidden, [row], [prefix]))
-                cache.crop(-ids.shape[1])
+                ids = torch.tensor([row.input_ids[cached:]], device=self.device)
+                mask = torch.ones((1, len(row.input_ids)), dtype=torch.long, device=self.device) if cached else None
+                hidden = self._forward(ids, mask, self._positions(cached, ids.shape[1]), cache)
+                logprobs.extend(self._gather_logprobs(hidden, [row], [cached]))
+                cache.crop(prefix - len(row.input_ids))  # keep exactly the shared prefix
+                cached = prefix
         if self.config.scorer_carry_prefixes:
             self._carried[member_rows[0].group] = (prefix_ids, cache)
             while len(self._carried) > self.config.scorer_carry_prefixes:
