@@ -6,16 +6,25 @@ padding (it sits after them), so no padding mask is needed. Transformers' defaul
 dense tensor, and a dense mask keeps SDPA from skipping the masked triangle: on CPUs that made a cached suffix pass
 slower than recomputing the whole sequence. Here the past keys are attended without a mask, the block's own keys with
 the plain causal kernel, and the two halves merge exactly through their log-sum-exp (as in cascade attention).
+
+On CPUs the scorer also packs the K candidates of a search step into one sequence after their shared prefix
+(:func:`packed`): each candidate's tokens attend to the shared keys and causally to their own, never to another
+candidate's. A matmul over all candidates at once runs up to twice as fast per token on CPUs as one per candidate,
+and the shared keys are read once for all of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 ATTN_IMPLEMENTATION = "reer_causal"
+_PACKED: contextvars.ContextVar[tuple[Segment, ...] | None] = contextvars.ContextVar("reer_packed", default=None)
 # Architectures whose attention is plain causal softmax attention (no sliding window, soft-capping or sinks).
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral", "olmo2", "granite", "phi3", "smollm3"})
 
@@ -52,12 +61,90 @@ def causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     folded = query.reshape(b, h // groups, groups * q_len, d)
     out_past, lse_past = flash(folded, key[:, :, :past], value[:, :, :past], 0.0, False, scale=scale)
     out_past, lse_past = out_past.reshape(b, h, q_len, d), lse_past.reshape(b, h, q_len)
-    own_k, own_v = _repeat_kv(key[:, :, past:], groups), _repeat_kv(value[:, :, past:], groups)
+    own_k, own_v = key[:, :, past:], value[:, :, past:]
+    if groups > 1 and not _native_gqa():
+        own_k, own_v = _repeat_kv(own_k, groups), _repeat_kv(own_v, groups)
     out_own, lse_own = flash(query, own_k, own_v, 0.0, True, scale=scale)
     # softmax over both halves = own + w * (past - own), with the past's share w = exp(lse_past - lse_all)
-    # = sigmoid(lse_past - lse_own): one fused lerp in fp32 instead of five passes
-    weight = torch.sigmoid(lse_past.float() - lse_own.float()).unsqueeze(-1)
-    return torch.lerp(out_own.float(), out_past.float(), weight).to(query.dtype)
+    # = sigmoid(lse_past - lse_own): one fused lerp (computed in fp32 inside the kernel) instead of five passes.
+    weight = torch.sigmoid(lse_past - lse_own).unsqueeze(-1).to(query.dtype)
+    return torch.lerp(out_own, out_past, weight)
+
+
+@functools.cache
+def _native_gqa() -> bool:
+    """Whether this torch's CPU flash kernel takes fewer key/value heads than query heads (saves a KV copy)."""
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    generator = torch.Generator().manual_seed(0)
+    q, kv = torch.randn(1, 4, 3, 8, generator=generator), torch.randn(1, 2, 3, 8, generator=generator)
+    try:
+        got = flash(q, kv, kv, 0.0, True)[0]
+    except RuntimeError:
+        return False
+    return torch.allclose(got, flash(q, _repeat_kv(kv, 2), _repeat_kv(kv, 2), 0.0, True)[0], atol=1e-6)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of packed queries ``[start, end)`` (block coordinates) whose keys are the shared keys ``[0, shared)``
+    plus their own, causally, from ``own`` on (key coordinates: the cache's past comes first)."""
+
+    start: int
+    end: int
+    shared: int
+    own: int
+
+    @property
+    def pairs(self) -> int:
+        """Query-key pairs its attention computes."""
+        n = self.end - self.start
+        return n * self.shared + n * (n + 1) // 2
+
+
+@contextlib.contextmanager
+def packed(segments: list[Segment]):
+    """Inside the block, every attention call sees its query block as these segments (see :func:`packed_attention`)."""
+    token = _PACKED.set(tuple(segments))
+    try:
+        yield
+    finally:
+        _PACKED.reset(token)
+
+
+def packed_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float | None, segments):
+    """Attention of a packed block (batch 1): each segment attends to its shared keys and causally to its own.
+
+    Consecutive segments with the same shared keys make one call over those keys (their queries and the query heads
+    of a key head folded into one block), then each segment's own keys get one causal call and the halves merge
+    through their log-sum-exp, as in :func:`causal_attention`.
+    """
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    b, h, _, d = query.shape
+    groups = h // key.shape[1]
+    out = torch.empty_like(query)
+    i = 0
+    while i < len(segments):
+        j = i
+        while j + 1 < len(segments) and segments[j + 1].shared == segments[i].shared:
+            j += 1
+        lo, hi, shared = segments[i].start, segments[j].end, segments[i].shared
+        if shared:  # the shared keys need no mask: every query of the run sees all of them
+            rows = query[:, :, lo:hi].reshape(b, h // groups, groups * (hi - lo), d)
+            out_past, lse_past = flash(rows, key[:, :, :shared], value[:, :, :shared], 0.0, False, scale=scale)
+            out_past, lse_past = out_past.reshape(b, h, hi - lo, d), lse_past.reshape(b, h, hi - lo)
+        for seg in segments[i : j + 1]:
+            n = seg.end - seg.start
+            own_k, own_v = key[:, :, seg.own : seg.own + n], value[:, :, seg.own : seg.own + n]
+            if groups > 1 and not _native_gqa():
+                own_k, own_v = _repeat_kv(own_k, groups), _repeat_kv(own_v, groups)
+            own_out, own_lse = flash(query[:, :, seg.start : seg.end], own_k, own_v, 0.0, True, scale=scale)
+            if shared:
+                a, z = seg.start - lo, seg.end - lo
+                weight = torch.sigmoid(lse_past[:, :, a:z] - own_lse).unsqueeze(-1).to(query.dtype)
+                own_out = torch.lerp(own_out, out_past[:, :, a:z], weight)
+            out[:, :, seg.start : seg.end] = own_out
+        i = j + 1
+    return out
 
 
 def reer_causal_attention_forward(
@@ -71,7 +158,11 @@ def reer_causal_attention_forward(
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
     """Transformers attention interface: ignores ``attention_mask`` (see the module docstring for why it may)."""
-    out = causal_attention(query, key, value, scaling)
+    segments = _PACKED.get()
+    if segments is not None:
+        out = packed_attention(query, key, value, scaling, segments)
+    else:
+        out = causal_attention(query, key, value, scaling)
     return out.transpose(1, 2).contiguous(), None
 
 

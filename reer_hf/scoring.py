@@ -155,9 +155,13 @@ class TransformersLogprobs:
         return batches
 
     # ---- computation ----------------------------------------------------------------------------------------------
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor, cache=None):
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor, cache=None, pairs=None):
+        new = ids.new_full((ids.shape[0],), ids.shape[1]) if mask is None else mask[:, -ids.shape[1] :].sum(1)
+        past = cache.get_seq_length() if cache is not None else 0
         self.stats["forward_calls"] += 1
-        self.stats["forward_tokens"] += int(ids.numel() if mask is None else mask[:, -ids.shape[1] :].sum())
+        self.stats["forward_tokens"] += int(new.sum())
+        # query-key pairs the attention computes (causal): what reuse saves there is far less than in tokens
+        self.stats["attention_pairs"] += int((new * past + new * (new + 1) // 2).sum()) if pairs is None else pairs
         out = self.backbone(
             input_ids=ids,
             attention_mask=mask,
@@ -232,6 +236,8 @@ class TransformersLogprobs:
             mask = torch.cat([torch.ones_like(suffix_mask[:, :1]).expand(-1, prefix), suffix_mask], dim=1)
             hidden = self._forward(ids, mask, self._positions(prefix, ids.shape[1]).expand(n, -1), view)
             logprobs = self._gather_logprobs(hidden, member_rows, [prefix] * n)
+        elif self.fast_attention and self.device.type == "cpu":
+            logprobs = self._run_packed(member_rows, prefix, cache, cached)
         else:  # one member at a time on the cache itself
             logprobs = []
             for row in member_rows:
@@ -245,6 +251,34 @@ class TransformersLogprobs:
             self._carried[member_rows[0].group] = (prefix_ids, cache)
             while len(self._carried) > self.config.scorer_carry_prefixes:
                 self._carried.popitem(last=False)
+        return logprobs
+
+    def _run_packed(self, rows: list[EncodedRow], prefix: int, cache, cached: int) -> list[torch.Tensor]:
+        """The members of a group packed into one sequence after the cache (CPU): first the part of the shared prefix
+        the cache lacks, then each member's suffix, each attending to the shared prefix and causally to itself
+        (:func:`attention.packed`). Packs stay under the token budget; the cache is cropped back to the prefix."""
+        logprobs: list[torch.Tensor] = []
+        budget = self.config.scorer_token_budget
+        pending = list(rows)
+        while pending:
+            ids = rows[0].input_ids[cached:prefix]  # the prefix extension, if any (first pack only)
+            segments = [attention.Segment(0, len(ids), cached, cached)] if ids else []
+            positions = list(range(cached, prefix))
+            pack: list[EncodedRow] = []
+            while pending and (not pack or len(ids) + len(pending[0].input_ids) - prefix <= budget):
+                row = pending.pop(0)
+                start, n = len(ids), len(row.input_ids) - prefix
+                segments.append(attention.Segment(start, start + n, prefix, cached + start))
+                ids = ids + row.input_ids[prefix:]
+                positions.extend(range(prefix, prefix + n))
+                pack.append(row)
+            ids_t, positions_t = torch.tensor([ids], device=self.device), torch.tensor([positions], device=self.device)
+            with attention.packed(segments):
+                hidden = self._forward(ids_t, None, positions_t, cache, pairs=sum(g.pairs for g in segments))
+            for seg, row in zip(segments[-len(pack) :], pack, strict=True):
+                logprobs.extend(self._gather_logprobs(hidden[:, seg.start : seg.end], [row], [prefix]))
+            cache.crop(prefix - cache.get_seq_length())  # keep exactly the shared prefix (always < 0 here)
+            cached = prefix
         return logprobs
 
     def _gather_logprobs(self, hidden: torch.Tensor, rows: list[EncodedRow], starts: list[int]) -> list[torch.Tensor]:

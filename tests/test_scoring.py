@@ -162,9 +162,16 @@ def test_prefix_reuse_shares_the_prefix_pass(tiny, pairs):
     assert stats["forward_calls"] == 2 * len(groups)  # per group: one prefix pass, one pass for all its members
     total = sum(len(e.input_ids) for e in encoded)
     assert stats["forward_tokens"] == total - stats["shared_prefix_tokens"] > 0
+    # attention still spans the prefix: each member's suffix attends to it (causal pairs, counted exactly)
+    plain = Scorer(tokenizer, fp32_config(scorer_prefix_reuse=False), model=model)
+    plain.score(queries, thinkings, answers)
+    causal_pairs = sum(len(e.input_ids) * (len(e.input_ids) + 1) // 2 for e in encoded)
+    assert plain.backend.stats["attention_pairs"] == causal_pairs
+    saved = sum(prefix * (prefix + 1) // 2 * (len(members) - 1) for prefix, members in groups)
+    assert stats["attention_pairs"] == plain.backend.stats["attention_pairs"] - saved
 
 
-@pytest.mark.parametrize("batched", [False, True], ids=["members-one-by-one", "groups-batched"])
+@pytest.mark.parametrize("batched", [False, True], ids=["members-packed", "groups-batched"])
 def test_carried_prefixes_across_steps(tiny, pairs, batched):
     """A lock-step pass over two rows: each step's prefix extends the last; carried caches give the same scores."""
     model, tokenizer = tiny
@@ -183,9 +190,28 @@ def test_carried_prefixes_across_steps(tiny, pairs, batched):
         z[step] = paragraphs[10 + step]  # accept the first candidate
     stats = carried.backend.stats
     assert stats["carried_tokens"] > 0
+    if not batched:  # CPU: a group's members and its prefix extension are packed into one pass
+        assert stats["forward_calls"] == 2 * 4
+        assert stats["attention_pairs"] < fresh.backend.stats["attention_pairs"]
     assert stats["forward_tokens"] < fresh.backend.stats["forward_tokens"] - stats["carried_tokens"] // 2
     carried.backend.reset()
     assert not carried.backend._carried
+
+
+def test_packed_members_respect_the_token_budget(tiny, pairs):
+    """CPU packs a group's members into one pass under the token budget; a budget below one member packs each alone."""
+    model, tokenizer = tiny
+    paragraphs = pairs[0]["answer"].split("\n\n")
+    q, y = pairs[0]["query"], pairs[0]["answer"]
+    thinkings = ["\n\n".join(paragraphs[:2] + [paragraphs[3 + k]]) for k in range(3)]
+    want = Scorer(tokenizer, fp32_config(scorer_prefix_reuse=False), model=model).score([q] * 3, thinkings, [y] * 3)
+    calls = {}
+    for budget in (10**6, 1):
+        scorer = Scorer(tokenizer, fp32_config(scorer_token_budget=budget, scorer_pad_batches=False), model=model)
+        got = scorer.score([q] * 3, thinkings, [y] * 3)
+        assert [r.score for r in got] == pytest.approx([r.score for r in want], abs=1e-5)
+        calls[budget] = scorer.backend.stats["forward_calls"]
+    assert calls == {10**6: 1, 1: 3}
 
 
 def test_clip_options(tiny, pairs):
