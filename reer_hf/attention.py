@@ -54,21 +54,9 @@ def causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
             attn_mask=causal_lower_right(q_len, k_len),
             scale=scale,
         )
+    # The past needs no mask and the block's own keys the plain causal kernel: one packed segment.
     past = k_len - q_len
-    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    # The past needs no mask, so the query heads sharing a key head fold into one longer query block (no KV copy).
-    b, h, _, d = query.shape
-    folded = query.reshape(b, h // groups, groups * q_len, d)
-    out_past, lse_past = flash(folded, key[:, :, :past], value[:, :, :past], 0.0, False, scale=scale)
-    out_past, lse_past = out_past.reshape(b, h, q_len, d), lse_past.reshape(b, h, q_len)
-    own_k, own_v = key[:, :, past:], value[:, :, past:]
-    if groups > 1 and not _native_gqa():
-        own_k, own_v = _repeat_kv(own_k, groups), _repeat_kv(own_v, groups)
-    out_own, lse_own = flash(query, own_k, own_v, 0.0, True, scale=scale)
-    # softmax over both halves = own + w * (past - own), with the past's share w = exp(lse_past - lse_all)
-    # = sigmoid(lse_past - lse_own): one fused lerp (computed in fp32 inside the kernel) instead of five passes.
-    weight = torch.sigmoid(lse_past - lse_own).unsqueeze(-1).to(query.dtype)
-    return torch.lerp(out_own, out_past, weight)
+    return packed_attention(query, key, value, scale, (Segment(0, q_len, past, past),))
 
 
 @functools.cache
@@ -121,7 +109,10 @@ def packed_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
     b, h, _, d = query.shape
     groups = h // key.shape[1]
-    out = torch.empty_like(query)
+    if len(segments) == 1 and segments[0].end - segments[0].start == query.shape[2]:
+        out = None  # one segment covers the block: its result is the output
+    else:
+        out = torch.empty_like(query)
     i = 0
     while i < len(segments):
         j = i
@@ -138,10 +129,12 @@ def packed_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
             if groups > 1 and not _native_gqa():
                 own_k, own_v = _repeat_kv(own_k, groups), _repeat_kv(own_v, groups)
             own_out, own_lse = flash(query[:, :, seg.start : seg.end], own_k, own_v, 0.0, True, scale=scale)
-            if shared:
+            if shared:  # softmax over both halves = own + w * (past - own), w = sigmoid(lse_past - lse_own)
                 a, z = seg.start - lo, seg.end - lo
                 weight = torch.sigmoid(lse_past[:, :, a:z] - own_lse).unsqueeze(-1).to(query.dtype)
                 own_out = torch.lerp(own_out, out_past[:, :, a:z], weight)
+            if out is None:
+                return own_out
             out[:, :, seg.start : seg.end] = own_out
         i = j + 1
     return out
