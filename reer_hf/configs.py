@@ -54,7 +54,8 @@ class ScorerConfig:
         default=None,
         metadata={
             "help": "Batch rows of different lengths with right padding. None: on GPUs only (on CPUs a batch is no "
-            "faster than its rows one by one, so padding there is pure waste)."
+            "faster than its rows one by one, so padding there is pure waste; a step's candidates are packed into one "
+            "pass after their shared prefix instead)."
         },
     )
     scorer_logits_chunk: int | None = field(

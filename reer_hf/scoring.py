@@ -210,12 +210,13 @@ class TransformersLogprobs:
         return cache, cached
 
     def _run_group(self, rows: Sequence[EncodedRow], prefix: int, members: list[int]) -> list[torch.Tensor]:
-        """One group: its members' suffixes after their shared prefix (one padded pass on GPUs, one by one on CPUs).
+        """One group: its members' suffixes after their shared prefix (one padded pass on GPUs, one packed pass on
+        CPUs, one by one where the mask-free attention does not apply).
 
         Batched members are right-padded (pad tokens come after every real token, so they are never attended) and
-        run on an expanded view of the prefix cache. One by one, the first member runs from whatever the carried cache
-        already holds, so the part of the prefix it lacks is computed inside that pass (no pass of its own), and the
-        cache is cropped back to the prefix after each member.
+        run on an expanded view of the prefix cache. Packed or one by one, the pass starts from whatever the carried
+        cache already holds, so the part of the prefix it lacks is computed inside it (no pass of its own), and the
+        cache is cropped back to the prefix afterwards.
         """
         from transformers import DynamicCache
 

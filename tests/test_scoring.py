@@ -120,7 +120,9 @@ def test_batch_invariance(tiny, pairs):
         fp32_config(scorer_token_budget=10**6, scorer_prefix_reuse=False, scorer_pad_batches=True),  # one forward
         fp32_config(scorer_token_budget=10**6, scorer_prefix_reuse=False, scorer_fast_attention=False),  # masks
         fp32_config(scorer_fast_attention=False, scorer_pad_batches=True),  # model's attention, batched members
-        fp32_config(scorer_carry_prefixes=0),  # prefix reuse, members one by one, nothing carried across calls
+        fp32_config(scorer_carry_prefixes=0),  # prefix reuse, members packed, nothing carried across calls
+        fp32_config(scorer_fast_attention=False),  # prefix reuse, members one by one with the model's attention
+        fp32_config(scorer_token_budget=1),  # prefix reuse, one member per packed pass
         fp32_config(scorer_pad_batches=True),  # prefix reuse, members batched on a view of the carried cache
         fp32_config(scorer_token_budget=2500, scorer_logits_chunk=7, scorer_pad_batches=True),
     ]
