@@ -8,9 +8,12 @@ real paragraphs; then, as in the search, a left-to-right pass: at step ``s`` eve
 Modes, same model and dtype:
 - naive: per row, one full-sequence forward, log-softmax over all logits, then the scored tokens are picked;
 - scorer without prefix reuse; scorer with every option (prefix reuse across candidates and steps).
-The last line of output is one JSON object. ``--quick`` keeps a 2-core CPU run under 3 minutes.
+The last line of output is one JSON object. ``--quick`` keeps a 2-core CPU run under 3 minutes; ``--repeats 3``
+times each step three times per mode (interleaved, carried caches restored) and keeps the fastest, since timings on a
+shared CPU vary up to 2.5x from one second to the next.
 
     python benchmarks/bench_scorer.py --quick
+    python benchmarks/bench_scorer.py --quick --repeats 3 --profile       # the README's figures, and where time goes
     python benchmarks/bench_scorer.py --device cuda --dtype bf16            # on a GPU
     python benchmarks/bench_scorer.py --device cuda --vllm                  # + vLLM prompt log-probs
 """
