@@ -50,6 +50,14 @@ class ScorerConfig:
             "architecture allows; else the model's own attention with masks."
         },
     )
+    scorer_compile: bool = field(
+        default=False,
+        metadata={
+            "help": "torch.compile the model's RMSNorms, MLPs and rotary embedding (reer_hf/fusion.py): 10-17% "
+            "faster on CPUs after a compile of a few seconds; falls back to eager, with a warning, where compiling "
+            "fails."
+        },
+    )
     scorer_pad_batches: bool | None = field(
         default=None,
         metadata={

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from reer_hf import attention
+from reer_hf import attention, fusion
 from reer_hf.configs import ScorerConfig
 from reer_hf.prompts import detect_language, render
 from reer_hf.segment import segment_spans
@@ -88,6 +88,7 @@ class TransformersLogprobs:
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
         self.device = next(model.parameters()).device
         self.fast_attention = config.scorer_fast_attention and attention.supports(model.config)
+        self.compile = config.scorer_compile and fusion.probe(model)
         # On CPUs a batch is no faster than its rows one by one, so padding is pure waste there.
         pad = config.scorer_pad_batches
         self.pad_batches = self.device.type == "cuda" if pad is None else pad
@@ -99,7 +100,11 @@ class TransformersLogprobs:
         return getattr(self.model.config, "max_position_embeddings", None)
 
     def __call__(self, rows: Sequence[EncodedRow]) -> list[torch.Tensor]:
-        with torch.inference_mode(), attention.using(self.model, self.fast_attention):
+        with (
+            torch.inference_mode(),
+            attention.using(self.model, self.fast_attention),
+            fusion.using(self.model, self.compile),
+        ):
             return self._logprobs(rows)
 
     def _logprobs(self, rows: Sequence[EncodedRow]) -> list[torch.Tensor]:
