@@ -10,7 +10,9 @@ the plain causal kernel, and the two halves merge exactly through their log-sum-
 On CPUs the scorer also packs the K candidates of a search step into one sequence after their shared prefix
 (:func:`packed`): each candidate's tokens attend to the shared keys and causally to their own, never to another
 candidate's. A matmul over all candidates at once runs up to twice as fast per token on CPUs as one per candidate,
-and the shared keys are read once for all of them.
+and the shared keys are read once for all of them. The shared keys are a multiple of :data:`KEY_ALIGN` long (the
+scorer cuts its shared prefixes to that): the CPU flash kernel takes a slower path for the whole call when the key
+length is not, and the shared call is the non-causal one where every key length is used as is.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import torch
 import torch.nn.functional as F
 
 ATTN_IMPLEMENTATION = "reer_causal"
+# Key lengths that keep torch's CPU flash kernel on its fast path: over 3000 queries, 700 or 900 keys cost 25-60% more
+# per query-key pair than 704 or 896 (bf16, AMX; benchmarks/bench_scorer.py shows it end to end).
+KEY_ALIGN = 32
 _PACKED: contextvars.ContextVar[tuple[Segment, ...] | None] = contextvars.ContextVar("reer_packed", default=None)
 # Architectures whose attention is plain causal softmax attention (no sliding window, soft-capping or sinks).
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral", "olmo2", "granite", "phi3", "smollm3"})

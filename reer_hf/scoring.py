@@ -89,6 +89,8 @@ class TransformersLogprobs:
         self.device = next(model.parameters()).device
         self.fast_attention = config.scorer_fast_attention and attention.supports(model.config)
         self.compile = config.scorer_compile and fusion.probe(model)
+        # The packed CPU pass attends to the shared prefix in one non-causal call, fast only for some key lengths.
+        self.align = attention.KEY_ALIGN if self.fast_attention and self.device.type == "cpu" else 1
         # On CPUs a batch is no faster than its rows one by one, so padding is pure waste there.
         pad = config.scorer_pad_batches
         self.pad_batches = self.device.type == "cuda" if pad is None else pad
@@ -139,6 +141,7 @@ class TransformersLogprobs:
             prefix = _common_prefix_length([rows[i].input_ids for i in members])
             # Keep every position whose hidden state is needed (first scored - 1) in the suffix pass.
             prefix = min(prefix, min(rows[i].scored[0] for i in members) - 1)
+            prefix -= prefix % self.align  # the few tokens cut off run in every member's suffix
             if prefix >= self.config.scorer_min_prefix_tokens:
                 groups.append((prefix, members))
             else:
@@ -205,6 +208,7 @@ class TransformersLogprobs:
         if key in self._carried:
             old_ids, cache = self._carried.pop(key)
             cached = _common_prefix_length([old_ids, prefix_ids])
+            cached -= cached % self.align
             if cached == 0:
                 cache = None
             elif cached < len(old_ids):

@@ -9,6 +9,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from reer_hf import attention
+from reer_hf.attention import KEY_ALIGN
 from reer_hf.configs import ScorerConfig
 from reer_hf.scoring import (
     STATUS_EMPTY_ANSWER,
@@ -158,7 +160,8 @@ def test_prefix_reuse_shares_the_prefix_pass(tiny, pairs):
     for prefix, members in groups:
         first = encoded[members[0]].input_ids
         assert all(encoded[i].input_ids[:prefix] == first[:prefix] for i in members)
-        assert prefix >= len(tokenizer(scorer.context(queries[members[0]]), add_special_tokens=False)["input_ids"])
+        context = len(tokenizer(scorer.context(queries[members[0]]), add_special_tokens=False)["input_ids"])
+        assert prefix % KEY_ALIGN == 0 and prefix > context - KEY_ALIGN  # the context, cut to the kernel's alignment
     scorer.score(queries, thinkings, answers)
     stats = scorer.backend.stats
     assert stats["forward_calls"] == 2 * len(groups)  # per group: one prefix pass, one pass for all its members
@@ -198,6 +201,37 @@ def test_carried_prefixes_across_steps(tiny, pairs, batched):
     assert stats["forward_tokens"] < fresh.backend.stats["forward_tokens"] - stats["carried_tokens"] // 2
     carried.backend.reset()
     assert not carried.backend._carried
+
+
+def test_shared_prefixes_are_aligned_for_the_cpu_kernel(tiny, pairs, monkeypatch):
+    """The shared keys of a packed pass (a group's prefix, the carried part) are a multiple of KEY_ALIGN long, the CPU
+    flash kernel's fast path; the few tokens cut off run in the members' suffixes, and the scores do not change."""
+    model, tokenizer = tiny
+    shared: list[int] = []
+    original = attention.packed_attention
+
+    def spy(query, key, value, scale, segments):
+        shared.extend(seg.shared for seg in segments)
+        return original(query, key, value, scale, segments)
+
+    monkeypatch.setattr(attention, "packed_attention", spy)
+    paragraphs = [p for pair in pairs for p in pair["answer"].split("\n\n")]
+    q, y, z = pairs[0]["query"], pairs[0]["answer"], paragraphs[:5]
+    fresh = Scorer(tokenizer, fp32_config(scorer_prefix_reuse=False), model=model)
+    seen = {}
+    for align in (KEY_ALIGN, 1):
+        scorer = Scorer(tokenizer, fp32_config(scorer_carry_prefixes=2, scorer_pad_batches=False), model=model)
+        assert scorer.backend.align == KEY_ALIGN
+        scorer.backend.align = align
+        shared.clear()
+        for step in range(3):
+            candidates = ["\n\n".join(z[:step] + [paragraphs[10 + step + k]] + z[step + 1 :]) for k in range(2)]
+            got = scorer.score([q, q], candidates, [y, y])
+            want = fresh.score([q, q], candidates, [y, y])
+            assert [r.score for r in got] == pytest.approx([r.score for r in want], abs=1e-5)
+        seen[align] = sorted(set(shared) - {0})
+    assert seen[KEY_ALIGN] and all(n % KEY_ALIGN == 0 for n in seen[KEY_ALIGN])
+    assert any(n % KEY_ALIGN for n in seen[1])  # unaligned, the same rows give other key lengths
 
 
 def test_packed_members_respect_the_token_budget(tiny, pairs):
