@@ -33,11 +33,11 @@ from collections import Counter
 
 import torch
 
-from reer_hf.configs import ScorerConfig
-from reer_hf.data import demo_pairs
-from reer_hf.models import DEMO_MODEL, load_causal_lm, resolve_device, resolve_dtype, resolve_model
-from reer_hf.scoring import EncodedRow, Scorer
-from reer_hf.segment import segment
+from reer_hf.core.data import demo_pairs
+from reer_hf.core.models import DEMO_MODEL, load_causal_lm, resolve_device, resolve_dtype, resolve_model
+from reer_hf.core.segment import segment
+from reer_hf.scoring.config import ScorerConfig
+from reer_hf.scoring.scorer import EncodedRow, Scorer
 
 OPENERS = ["Okay, I am given a scene to write in a very particular voice.", "Alright, the user wants a passage."]
 
@@ -280,7 +280,7 @@ def main(argv=None) -> dict:
 def bench_vllm(args, tokenizer, config: ScorerConfig, steps, reference: list[tuple[float, float]]) -> dict:
     """vLLM prompt log-probs on the same rows (needs vllm and a GPU; real weights only)."""
     try:
-        from reer_hf.scoring import VLLMLogprobs
+        from reer_hf.scoring.scorer import VLLMLogprobs
 
         backend = VLLMLogprobs(resolve_model(args.model), config, "bfloat16", max_model_len=None)
     except Exception as err:  # report, don't crash the benchmark: vLLM is optional

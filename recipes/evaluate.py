@@ -28,9 +28,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 from trl import TrlParser  # noqa: E402
 
-from reer_hf.configs import EvaluationScriptArguments, GeneratorConfig  # noqa: E402
+from reer_hf.evaluation.config import EvaluationScriptArguments  # noqa: E402
 from reer_hf.evaluation.judge import JudgeConfig  # noqa: E402
 from reer_hf.evaluation.run import evaluate  # noqa: E402
+from reer_hf.synthesis.config import GeneratorConfig  # noqa: E402
 
 
 def make_parser() -> TrlParser:

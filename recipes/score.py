@@ -14,8 +14,8 @@ import logging
 
 from trl import TrlParser
 
-from reer_hf.configs import ScorerConfig, ScoreScriptArguments
-from reer_hf.score_dataset import score_dataset
+from reer_hf.scoring.config import ScorerConfig, ScoreScriptArguments
+from reer_hf.scoring.dataset import score_dataset
 
 
 def make_parser() -> TrlParser:

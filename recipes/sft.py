@@ -19,8 +19,8 @@ import sys
 
 from trl import ModelConfig, SFTConfig, TrlParser
 
-from reer_hf.configs import SFTScriptArguments
-from reer_hf.sft import recipe_path_from_argv, run_sft
+from reer_hf.sft.config import SFTScriptArguments
+from reer_hf.sft.train import recipe_path_from_argv, run_sft
 
 
 def make_parser() -> TrlParser:

@@ -19,8 +19,9 @@ import logging
 
 from trl import TrlParser
 
-from reer_hf.configs import FilterConfig, GeneratorConfig, ScorerConfig, SearchConfig, SynthesisScriptArguments
-from reer_hf.synthesis import synthesize
+from reer_hf.scoring.config import ScorerConfig
+from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.runner import synthesize
 
 
 def make_parser() -> TrlParser:

@@ -22,8 +22,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from reer_hf.data import demo_pairs  # noqa: E402
-from reer_hf.models import chat_template  # noqa: E402
+from reer_hf.core.data import demo_pairs  # noqa: E402
+from reer_hf.core.models import chat_template  # noqa: E402
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
 EXTRA_CORPUS = [
@@ -105,14 +105,14 @@ def tiny_llama_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def demo_model_dir() -> Path:
     """The built-in demo model (SmolLM2-135M-Instruct dequantized from Q4_1), built once per machine and cached."""
-    from reer_hf.models import ensure_demo_model
+    from reer_hf.core.models import ensure_demo_model
 
     return ensure_demo_model()
 
 
 @pytest.fixture(scope="session")
 def demo_model_fp32(demo_model_dir):
-    from reer_hf.models import load_causal_lm
+    from reer_hf.core.models import load_causal_lm
 
     return load_causal_lm(str(demo_model_dir), dtype="fp32", device="cpu")
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reer_hf import attention
-from reer_hf.attention import causal_attention, supports
+from reer_hf.scoring import attention
+from reer_hf.scoring.attention import causal_attention, supports
 
 
 @pytest.mark.parametrize("native_gqa", [True, False])

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from reer_hf.data import demo_pairs, load_pairs, strip_thinking
-from reer_hf.segment import segment
+from reer_hf.core.data import demo_pairs, load_pairs
+from reer_hf.core.segment import segment
+from reer_hf.core.text import strip_thinking
 
 
 def test_bundled_demo_pairs():

@@ -6,9 +6,10 @@ import re
 
 import pytest
 
+from reer_hf.core.reflection import REFLECTION_PHRASES
+from reer_hf.core.text import detect_language as detect_lang
 from reer_hf.evaluation import metrics
-from reer_hf.evaluation.text import detect_lang, length_score, produced_length
-from reer_hf.filters import REFLECTION_PHRASES
+from reer_hf.evaluation.text import length_score, produced_length
 
 
 @pytest.fixture(scope="module")

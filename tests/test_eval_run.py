@@ -15,9 +15,10 @@ import pytest
 from conftest import build_tiny_model
 from openai_server import OpenAIServer, ServerReply
 
-from reer_hf.configs import EvaluationScriptArguments, GeneratorConfig
+from reer_hf.core.text import split_thinking
 from reer_hf.evaluation import report as rp
 from reer_hf.evaluation import tasks
+from reer_hf.evaluation.config import EvaluationScriptArguments
 from reer_hf.evaluation.judge import JudgeConfig, Judgement
 from reer_hf.evaluation.run import (
     GENERATION_STATUSES,
@@ -27,8 +28,9 @@ from reer_hf.evaluation.run import (
     sampling_for,
     score_benchmark,
 )
-from reer_hf.evaluation.text import length_score, produced_length, split_thinking
-from reer_hf.generation import (
+from reer_hf.evaluation.text import length_score, produced_length
+from reer_hf.synthesis.config import GeneratorConfig
+from reer_hf.synthesis.generation import (
     FINISH_LENGTH,
     FINISH_STOP,
     Completion,

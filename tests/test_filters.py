@@ -6,18 +6,16 @@ import time
 
 import pytest
 
-from reer_hf.configs import FilterConfig
-from reer_hf.filters import (
+from reer_hf.core.reflection import REFLECTION_PHRASES, find_reflections, reflection_pattern
+from reer_hf.core.text import units
+from reer_hf.synthesis.config import FilterConfig
+from reer_hf.synthesis.filters import (
     FILTER_REASONS,
-    REFLECTION_PHRASES,
     check_thinking,
-    find_reflections,
     leaked_span,
     pair_key,
     reflection_in_tail,
-    reflection_pattern,
     top_ngram_share,
-    units,
 )
 
 PROSE = (

@@ -11,9 +11,9 @@ import torch
 import torch._dynamo
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reer_hf import fusion
-from reer_hf.configs import ScorerConfig
-from reer_hf.scoring import Scorer
+from reer_hf.scoring import fusion
+from reer_hf.scoring.config import ScorerConfig
+from reer_hf.scoring.scorer import Scorer
 
 
 def fp32_config(**overrides) -> ScorerConfig:
@@ -108,7 +108,7 @@ def test_falls_back_to_eager_when_compiling_fails(tiny, pairs, monkeypatch, capl
 
     monkeypatch.setattr(fusion, "_compiled", broken)
     rows = search_steps(pairs, 1)[0]
-    with caplog.at_level(logging.WARNING, logger="reer_hf.fusion"):
+    with caplog.at_level(logging.WARNING, logger="reer_hf.scoring.fusion"):
         scorer = Scorer(tokenizer, fp32_config(scorer_compile=True), model=model)
     assert not scorer.backend.compile
     assert "runs eagerly" in caplog.text and "InvalidCxxCompiler" in caplog.text

@@ -13,8 +13,8 @@ import torch
 from conftest import build_tiny_model
 from openai_server import OpenAIServer, ServerReply, completion_body, scripted
 
-from reer_hf.configs import GeneratorConfig
-from reer_hf.generation import (
+from reer_hf.synthesis.config import GeneratorConfig
+from reer_hf.synthesis.generation import (
     FINISH_ERROR,
     FINISH_LENGTH,
     FINISH_STOP,

@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from reer_hf import models
-from reer_hf.models import DEMO_INSTALL, resolve_dtype, resolve_model
+from reer_hf.core import models
+from reer_hf.core.models import DEMO_INSTALL, resolve_dtype, resolve_model
 
 
 def test_other_refs_pass_through(tmp_path):
@@ -57,7 +57,7 @@ def test_concurrent_first_use_builds_once(tmp_path):
     """Two processes resolving the demo model at once into an empty cache both get the same, complete folder."""
     code = (
         "import json, logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout);"
-        "from reer_hf.models import ensure_demo_model; from transformers import AutoModelForCausalLM;"
+        "from reer_hf.core.models import ensure_demo_model; from transformers import AutoModelForCausalLM;"
         "p = ensure_demo_model(); m = AutoModelForCausalLM.from_pretrained(p);"
         "print(json.dumps({'path': str(p), 'params': sum(x.numel() for x in m.parameters())}))"
     )

@@ -2,7 +2,8 @@
 
 import pytest
 
-from reer_hf.prompts import detect_language, render
+from reer_hf.core.prompts import render
+from reer_hf.core.text import detect_language
 
 
 def test_language_detection():

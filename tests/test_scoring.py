@@ -9,17 +9,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from reer_hf import attention
-from reer_hf.attention import KEY_ALIGN
-from reer_hf.configs import ScorerConfig
-from reer_hf.scoring import (
-    STATUS_EMPTY_ANSWER,
-    STATUS_INVALID_INPUT,
-    STATUS_OK,
-    STATUS_TOO_LONG,
-    Scorer,
-)
-from reer_hf.segment import segment_spans
+from reer_hf.core.segment import segment_spans
+from reer_hf.scoring import attention
+from reer_hf.scoring.attention import KEY_ALIGN
+from reer_hf.scoring.config import ScorerConfig
+from reer_hf.scoring.scorer import STATUS_EMPTY_ANSWER, STATUS_INVALID_INPUT, STATUS_OK, STATUS_TOO_LONG, Scorer
 
 THINKINGS = [
     "Okay, I am given a scene to write. The reader wants the voice first.\n\nHmm, maybe the rhythm matters more.",

@@ -10,12 +10,13 @@ import pytest
 from datasets import Dataset
 from openai_server import OpenAIServer, ServerReply
 
-from reer_hf.configs import FilterConfig, GeneratorConfig, ScorerConfig, SearchConfig
-from reer_hf.data import to_messages
-from reer_hf.generation import OpenAIGenerator, TransformersGenerator
-from reer_hf.models import load_causal_lm
-from reer_hf.scoring import Scorer
-from reer_hf.search import Searcher, lead_words, search_features, split_trajectory
+from reer_hf.core.formats import to_messages
+from reer_hf.core.models import load_causal_lm
+from reer_hf.scoring.config import ScorerConfig
+from reer_hf.scoring.scorer import Scorer
+from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig
+from reer_hf.synthesis.generation import OpenAIGenerator, TransformersGenerator
+from reer_hf.synthesis.search import Searcher, lead_words, search_features, split_trajectory
 
 THINKING = [
     " wants a short piece about a quiet town, and I think the reader is someone who likes slow, careful stories "
@@ -238,7 +239,7 @@ def test_output_columns_and_messages(tiny_scorer):
     assert row["n_segments"] == 4 and row["language"] == "en" and row["status"] == "ok"
     assert row["drop_reason"] is None and row["stop_reason"] == "max_step"
     assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
-    assert row["messages"][2]["content"] == f"<think>\n{row['z_star']}\n</think>\n\n{ANSWER}"
+    assert row["messages"][2]["content"] == f"<think>\n{row['z_star']}\n</think>\n<answer>\n{ANSWER}\n</answer>"
     assert row["generated_tokens"] > 0 and row["scored_tokens"] > 0 and row["z_star_tokens"] > 0
 
 
@@ -381,7 +382,7 @@ def test_single_segment_and_short_rollouts_are_dropped(tiny_scorer):
 
 
 def test_duplicates_are_searched_once(tiny_scorer):
-    from reer_hf.synthesis import mark_duplicates
+    from reer_hf.synthesis.runner import mark_duplicates
 
     data = rows(2) + [{"query": "  " + rows(1)[0]["query"].upper(), "answer": ANSWER + "\n"}]
     ds, _ = mark_duplicates(Dataset.from_list(data))

@@ -3,7 +3,7 @@
 import jinja2
 import pytest
 
-from reer_hf.prompts import render
+from reer_hf.core.prompts import render
 
 QUERY = {
     "en": "Write a short story about a lighthouse keeper's last night.",
@@ -114,8 +114,8 @@ def test_missing_variable_raises(name, lang):
 @pytest.mark.parametrize("lang, query", [("en", "Write a poem about rain."), ("zh", "请写一首关于雨的诗。")])
 def test_scorer_context_follows_the_reflection_switch(tiny_tokenizer, lang, query):
     """The 'no reflection tokens' ablation can score in a context that does not ask for reflection either."""
-    from reer_hf.configs import ScorerConfig
-    from reer_hf.scoring import Scorer
+    from reer_hf.scoring.config import ScorerConfig
+    from reer_hf.scoring.scorer import Scorer
 
     with_reflection = Scorer(tiny_tokenizer, ScorerConfig(), backend=lambda rows: []).context(query)
     without = Scorer(tiny_tokenizer, ScorerConfig(scorer_reflection=False), backend=lambda rows: []).context(query)

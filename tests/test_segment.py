@@ -1,6 +1,6 @@
 """The segmenter of REER.md section 4."""
 
-from reer_hf.segment import segment, segment_spans
+from reer_hf.core.segment import segment, segment_spans
 
 LONG = "This paragraph is long enough to stand as a segment of its own, since it has well over a hundred characters."
 

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from reer_hf.configs import PAPER_SFT_ASSISTANT_FORMAT, SFTScriptArguments
-from reer_hf.data import demo_pairs, format_assistant, to_messages
-from reer_hf.filters import find_reflections
-from reer_hf.models import TEMPLATES_DIR
-from reer_hf.sft_data import (
+from reer_hf.core.data import demo_pairs
+from reer_hf.core.formats import ASSISTANT_FORMAT, format_assistant, to_messages
+from reer_hf.core.models import TEMPLATES_DIR
+from reer_hf.core.reflection import find_reflections
+from reer_hf.sft.config import SFTScriptArguments
+from reer_hf.sft.data import (
     build_sft_dataset,
     detect_shape,
     downsample_by_length,
@@ -128,18 +129,18 @@ def test_detect_shape_accepts_the_known_shapes_and_names_the_columns_otherwise()
 
 
 def test_split_thinking_and_answer_wrappers():
-    assert split_thinking("<think>\nplan\n</think>\n<answer>\nthe piece\n</answer>") == ("plan", "the piece")
-    assert split_thinking("<think>a</think>\n\nthe piece") == ("a", "the piece")
-    assert split_thinking("plan only closed</think>piece") == ("plan only closed", "piece")
+    assert split_thinking("<think>\nplan\n</think>\n<answer>\nthe piece\n</answer>") == ("plan", "the piece", True)
+    assert split_thinking("<think>a</think>\n\nthe piece") == ("a", "the piece", True)
+    assert split_thinking("plan only closed</think>piece") == ("plan only closed", "piece", True)
     opent = "<|begin_of_thought|>\nt\n<|end_of_thought|>\n<|begin_of_solution|>\n42\n<|end_of_solution|>"
-    assert split_thinking(opent) == ("t", "42")
-    assert split_thinking("no thinking at all") is None
+    assert split_thinking(opent) == ("t", "42", True)
+    assert split_thinking("no thinking at all") == (None, "no thinking at all", True)
 
 
 def test_format_assistant_keeps_literal_placeholders_in_the_thinking():
-    content = format_assistant(PAPER_SFT_ASSISTANT_FORMAT, " f'{answer}' in code ", " 42 ")
+    content = format_assistant(ASSISTANT_FORMAT, " f'{answer}' in code ", " 42 ")
     assert content == "<think>\nf'{answer}' in code\n</think>\n<answer>\n42\n</answer>"
-    assert to_messages("q", "t", "a", None)[-1]["content"] == "<think>\nt\n</think>\n\na"
+    assert to_messages("q", "t", "a", None)[-1]["content"] == "<think>\nt\n</think>\n<answer>\na\n</answer>"
 
 
 def test_synthesis_output_keeps_ok_rows_and_takes_z_star_or_z0(tmp_path):
@@ -173,7 +174,7 @@ def test_deepwriting_shape_to_messages(tmp_path):
     assert [m["role"] for m in first] == ["system", "user", "assistant"]
     assert first[0]["content"] == "You are a helpful assistant."
     assert first[1]["content"] == demo_pairs()[0]["query"][:160]
-    expected = PAPER_SFT_ASSISTANT_FORMAT.format(thinking=thinking_of(0, 5), answer=demo_pairs()[0]["answer"][:200])
+    expected = ASSISTANT_FORMAT.format(thinking=thinking_of(0, 5), answer=demo_pairs()[0]["answer"][:200])
     assert first[2]["content"] == expected
 
 
@@ -321,14 +322,14 @@ def tiny_len(text: str, tokenizer) -> int:
 
 def test_public_openthoughts_rows_become_messages_in_our_format(tmp_path):
     ds = file_dataset(tmp_path, "ot", openthoughts_rows())
-    msgs, drops = public_to_messages(ds, "You are a helpful assistant.", PAPER_SFT_ASSISTANT_FORMAT)
+    msgs, drops = public_to_messages(ds, "You are a helpful assistant.", ASSISTANT_FORMAT)
     assert len(msgs) == 12 and drops == {"no_assistant_turn": 1}
     system, user, assistant = msgs[3]["messages"]
     assert system == {"role": "system", "content": "You are a helpful assistant."}
     assert user == {"role": "user", "content": "What is 3 + 3?"}
     assert assistant["content"] == "<think>\nAdd 3 and 3. Wait, check the sum.\n</think>\n<answer>\n6\n</answer>"
     with pytest.raises(ValueError, match=r"public reasoning data .* its columns are \['text'\]"):
-        public_to_messages(file_dataset(tmp_path, "text", [{"text": "x"}]), None, PAPER_SFT_ASSISTANT_FORMAT)
+        public_to_messages(file_dataset(tmp_path, "text", [{"text": "x"}]), None, ASSISTANT_FORMAT)
 
 
 def test_mix_by_count_and_ratio_is_seeded(tmp_path):
@@ -423,13 +424,13 @@ def test_label_mask_trains_the_assistant_turn_only(which, tiny_llama_dir, tmp_pa
         tokenizer.chat_template = None
         template = str(CHATML)
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)  # preprocessing never runs it
-    assistant = format_assistant(PAPER_SFT_ASSISTANT_FORMAT, "The reader is young.", "A short story.")
+    assistant = format_assistant(ASSISTANT_FORMAT, "The reader is young.", "A short story.")
     messages = to_messages(
         "Write a story.",
         "The reader is young.",
         "A short story.",
         "You are a helpful writer.",
-        PAPER_SFT_ASSISTANT_FORMAT,
+        ASSISTANT_FORMAT,
     )
     args = sft_config(tmp_path, chat_template_path=template, eos_token="<|im_end|>")
     trainer = SFTTrainer(
@@ -540,7 +541,7 @@ def test_two_steps_change_every_parameter_save_the_card_and_resume(tiny_llama_di
     # the checkpoint, and only step 3 is trained.
     assert (out / "checkpoint-2").is_dir()
     again = [*cli[:-6], "--max_steps", "3", "--save_strategy", "no", "--learning_rate", "3e-4"]
-    with caplog.at_level(logging.INFO, logger="reer_hf.sft"):
+    with caplog.at_level(logging.INFO, logger="reer_hf.sft.train"):
         metrics = recipe.main(*parse(again))
     assert f"Resuming from {out / 'checkpoint-2'}" in caplog.text
     resumed = json.loads((out / "trainer_state.json").read_text())
@@ -553,8 +554,8 @@ def test_two_steps_change_every_parameter_save_the_card_and_resume(tiny_llama_di
 
 
 def test_model_card_renders_with_the_recipe():
-    from reer_hf.cards import render_model_card
-    from reer_hf.sft import PAPER_RESULTS, framework_versions
+    from reer_hf.core.cards import render_model_card
+    from reer_hf.sft.train import PAPER_RESULTS, framework_versions
 
     recipe = (RECIPES / "DeepWriter-8B" / "sft" / "config_no_search.yaml").read_text()
     card = render_model_card(
@@ -564,7 +565,7 @@ def test_model_card_renders_with_the_recipe():
             "dataset_name": "outputs/DeepWriting-20K/synthesis/reer.parquet",
             "mix_dataset_name": "open-thoughts/OpenThoughts-114k",
             "report": {"shape": "synthesis", "steps": [{"step": "mix", "before": 1, "after": 1, "detail": "a|b"}]},
-            "assistant_format": PAPER_SFT_ASSISTANT_FORMAT,
+            "assistant_format": ASSISTANT_FORMAT,
             "system_prompt": "You are a helpful assistant.",
         },
         hyperparameters={"learning_rate": 2e-5, "global_batch_size": 96},

@@ -13,8 +13,9 @@ from datasets import load_from_disk
 from openai_server import OpenAIServer
 from test_search import ANSWER, QUERY, Writer
 
-import reer_hf.synthesis as synthesis
-from reer_hf.configs import FilterConfig, GeneratorConfig, ScorerConfig, SearchConfig, SynthesisScriptArguments
+import reer_hf.synthesis.runner as synthesis
+from reer_hf.scoring.config import ScorerConfig
+from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from reer_hf.core.text import strip_thinking
+
 __all__ = [
     "FAILURE_KINDS",
     "Judge",
@@ -27,7 +29,6 @@ __all__ = [
     "JudgeRequest",
     "Judgement",
     "extract_json",
-    "strip_thinking",
     "summarize",
 ]
 
@@ -106,14 +107,7 @@ class Judgement:
         return asdict(self)
 
 
-_THINK_END = "</think>"
 _FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
-
-
-def strip_thinking(text: str) -> str:
-    """``text`` after its first ``</think>`` (everything up to and including it removed); unchanged without one."""
-    cut = text.find(_THINK_END)
-    return text[cut + len(_THINK_END) :] if cut >= 0 else text
 
 
 def extract_json(text: str, expect: type | tuple[type, ...] = (dict, list)) -> Any:
@@ -158,8 +152,8 @@ class Judge:
     """
 
     def __init__(self, config: JudgeConfig):
-        from reer_hf.configs import GeneratorConfig
-        from reer_hf.generation import OpenAIGenerator
+        from reer_hf.synthesis.config import GeneratorConfig
+        from reer_hf.synthesis.generation import OpenAIGenerator
 
         self.config = config
         self._generator = OpenAIGenerator(
@@ -202,7 +196,7 @@ class Judge:
             self.stats.update(counts)
 
     def _judge_one(self, request: JudgeRequest, parse: Callable[[str], Any]) -> Judgement:
-        from reer_hf.generation import FINISH_ERROR, Request, Sampling
+        from reer_hf.synthesis.generation import FINISH_ERROR, Request, Sampling
 
         cfg = self.config
         raw, error = "", ""

@@ -305,7 +305,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
 def write_report(results: dict[str, Any], out: str | Path, compare_to: Sequence[str] | None = None) -> dict[str, Any]:
     """Write ``report.json``, ``report.md`` and the plots to ``out``; with ``compare_to`` (other runs' folders or
     reports), also ``comparison.md`` and plots with every run. Returns the report."""
-    from reer_hf import plots
+    from reer_hf.evaluation import plots
 
     out = Path(out)
     report = build_report(results)

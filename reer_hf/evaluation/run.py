@@ -29,10 +29,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from reer_hf.core.text import split_thinking
 from reer_hf.evaluation import benchmarks as bm
 from reer_hf.evaluation import tasks
 from reer_hf.evaluation.judge import Judge, JudgeConfig, Judgement, JudgeRequest
-from reer_hf.evaluation.text import split_thinking
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def _check_meta(path: Path, meta: dict[str, Any], overwrite: bool, what: str) ->
 def sampling_for(benchmark: str, args) -> Any:
     """The benchmark's own generation settings (:data:`tasks.GENERATION_DEFAULTS`), each overridden by the run's
     ``eval_*`` option when that is set."""
-    from reer_hf.generation import Sampling
+    from reer_hf.synthesis.generation import Sampling
 
     defaults = tasks.GENERATION_DEFAULTS[benchmark]
     chosen = {
@@ -116,7 +116,7 @@ def sampling_for(benchmark: str, args) -> Any:
 
 
 def _generation_record(item: dict, completion, prefill: str) -> dict[str, Any]:
-    from reer_hf.generation import FINISH_ERROR, FINISH_LENGTH
+    from reer_hf.synthesis.generation import FINISH_ERROR, FINISH_LENGTH
 
     record = {
         "id": item["id"],
@@ -154,7 +154,7 @@ def generate_answers(
 ) -> dict[str, dict[str, Any]]:
     """Each item's generation record, generating only those ``log`` does not hold yet (or holds as failed), in
     chunks of ``chunk_size`` written as they finish. Longest prompts first, so batches pad little."""
-    from reer_hf.generation import Request
+    from reer_hf.synthesis.generation import Request
 
     done = {r["id"]: r for r in log.read() if r.get("status") != "error"}
     pending = sorted((it for it in items if it["id"] not in done), key=lambda it: -len(it["prompt"]))
@@ -282,7 +282,7 @@ def score_benchmark(
 
 
 def _judge_meta(judge_cfg: JudgeConfig, args) -> dict[str, Any]:
-    from reer_hf.prompts import template_source
+    from reer_hf.core.prompts import template_source
 
     sources = {
         name: template_source((args.judge_templates or {}).get(name) or f"judge_{name}") for name in tasks.BENCHMARKS
@@ -374,7 +374,7 @@ def evaluate(args, gen_cfg, judge_cfg: JudgeConfig, *, generator_factory: Callab
             _check_meta(out / "generations" / f"{b}.meta.json", meta, args.overwrite_output_dir, "generations")
             have = {r["id"] for r in log.read() if r.get("status") != "error"}
             if generator is None and any(it["id"] not in have for it in rows):
-                from reer_hf.generation import build_generator
+                from reer_hf.synthesis.generation import build_generator
 
                 generator = (generator_factory or build_generator)(gen_cfg)
             generations[b] = generate_answers(

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Any
 
+from reer_hf.core.prompts import render
+from reer_hf.core.text import detect_language
 from reer_hf.evaluation import benchmarks as bm
 from reer_hf.evaluation.judge import Judgement, JudgeRequest, extract_json
-from reer_hf.prompts import detect_language, render
 
 __all__ = [
     "BENCHMARKS",

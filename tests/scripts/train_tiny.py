@@ -17,7 +17,7 @@ import torch
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
-from reer_hf.data import demo_pairs
+from reer_hf.core.data import demo_pairs
 
 SYSTEM = "You are a helpful writer."
 

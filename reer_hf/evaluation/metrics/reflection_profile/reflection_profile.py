@@ -7,10 +7,11 @@ metric.compute(predictions=thinking_texts, langs="auto")  # or "en", "zh", or on
 import datasets
 import evaluate
 
-from reer_hf.evaluation.text import detect_lang, reflection_profile
+from reer_hf.core.reflection import reflection_profile
+from reer_hf.core.text import detect_language as detect_lang
 
 _DESCRIPTION = """\
-How often a text (usually the thinking) uses each self-reflection phrase family of reer_hf.filters.REFLECTION_PHRASES
+How often a text (usually the thinking) uses each self-reflection phrase family of reer_hf.core.reflection.REFLECTION_PHRASES
 ("Hmm", "But wait", "Let me reconsider", "Alternatively", ...; "嗯", "等等", "换个角度", ...). Rates are per 1,000
 words for English texts and per 1,000 characters for Chinese ones (each CJK character is one unit, a latin word or
 number inside Chinese text also one), pooled over the texts of each language.

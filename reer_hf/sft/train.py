@@ -1,6 +1,6 @@
 """DeepWriter SFT (REER.md section 7): TRL's ``SFTTrainer`` on the REER data, under any accelerate launcher.
 
-``run_sft`` is what ``recipes/sft.py`` calls: it builds the data (``reer_hf.sft_data``), prints it and stops on
+``run_sft`` is what ``recipes/sft.py`` calls: it builds the data (``reer_hf.sft.data``), prints it and stops on
 ``--dry_run``, otherwise passes the model to ``SFTTrainer`` as a path string with its init kwargs (so DeepSpeed
 ZeRO-3 builds it sharded), resumes from the last checkpoint in ``output_dir``, saves the model, metrics and data
 report, writes the model card (``model_cards/model_card.md``) and pushes to the Hub when asked.
@@ -18,10 +18,10 @@ from typing import Any
 
 from trl import SFTTrainer
 
-from reer_hf.cards import render_model_card
-from reer_hf.configs import SFTScriptArguments
-from reer_hf.models import DEMO_ALIASES, TEMPLATES_DIR, resolve_model
-from reer_hf.sft_data import SFTDataReport, build_sft_dataset
+from reer_hf.core.cards import render_model_card
+from reer_hf.core.models import DEMO_ALIASES, TEMPLATES_DIR, resolve_model
+from reer_hf.sft.config import SFTScriptArguments
+from reer_hf.sft.data import SFTDataReport, build_sft_dataset
 
 logger = logging.getLogger(__name__)
 

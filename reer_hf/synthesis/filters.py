@@ -7,103 +7,37 @@ Why each filter exists:
   predict), so a rewrite or trajectory that copies more than ``n`` consecutive words of the reference would win for
   the wrong reason and teach the student to "plan" by reciting. Spans that also occur in the query are allowed: both
   the thinking and the answer may legitimately quote the request.
-- **End of thinking** (:func:`reflection_in_tail`). A trajectory cut by the token limit, or still hesitating ("Wait,
-  ...", "嗯……") in its last part, never reached a plan; training on it teaches the model not to conclude.
+- **End of thinking** (:func:`~reer_hf.core.reflection.reflection_in_tail`). A trajectory cut by the token limit,
+  or still hesitating ("Wait, ...", "嗯……") in its last part, never reached a plan; training on it teaches the model
+  not to conclude.
 - **Repetition** (:func:`top_ngram_share`). Generators sometimes loop; a looping text has a few n-grams that cover a
   large share of all n-grams (the paper reports dropping texts whose top-3 trigrams exceed 30%).
 - **Length** bounds and **dedup** (:func:`pair_key`) keep degenerate and duplicated items out.
 
-:data:`REFLECTION_PHRASES` is shared with the SFT "no reflection tokens" ablation and the reflection-frequency metric;
-:func:`reflection_pattern` compiles it and :func:`find_reflections` lists the phrases found in a text.
+The reflection phrases themselves are defined once, in :mod:`reer_hf.core.reflection`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from reer_hf.core.reflection import reflection_in_tail
+from reer_hf.core.text import unit_matches, units
+
 if TYPE_CHECKING:  # configs imports the model helpers (torch); the filters stay importable without them
-    from reer_hf.configs import FilterConfig
+    from reer_hf.synthesis.config import FilterConfig
 
 __all__ = [
     "FILTER_REASONS",
-    "REFLECTION_PHRASES",
     "check_thinking",
-    "find_reflections",
     "leaked_span",
     "pair_key",
-    "reflection_in_tail",
-    "reflection_pattern",
     "top_ngram_share",
-    "units",
 ]
 
 FILTER_REASONS = ("end_of_thinking", "repetition", "too_short", "too_long")
-
-# Characters that start a Chinese clause: a phrase such as 或者/也许/等等 counts as reflection only right after
-# one of them (or at the start of a line), so that "苹果、香蕉等等" (etc.) or "写成诗或者散文" (or) in running
-# prose do not match.
-_ZH_CLAUSE_START = r"(?:^|(?<=[\s，。！？；：、,.!?;:“”\"'‘’「」『』（）()《》…—-]))"
-
-#: Self-reflection phrase families, as regular expressions (matched case-insensitively, ``re.MULTILINE``), per
-#: language. English ones are bounded by ``\b`` so that "wait" never matches "waiter" or "awaited"; "wait" and
-#: "hold on" count only in their reflective use ("Wait, no", "but wait", "wait a second", a sentence that opens with
-#: "Wait"; "hold on" not followed by "to"; a plain "I can't wait." still matches). Chinese ones that are also
-#: ordinary words (或者 "or", 也许 "perhaps", 等等 "etc.", 不对, 不行, 等一下 "in a moment") count only at the start
-#: of a clause; the rest count anywhere.
-REFLECTION_PHRASES: dict[str, list[str]] = {
-    "en": [
-        r"\bhm+\b",  # Hmm, Hmmm, hm
-        r"\b(?:but|oh|no|and),?\s+wait\b",  # But wait, Oh wait, No, wait
-        r"(?:^|(?<=[.!?…\"“(]\s)|(?<=[.!?…\"“(]))wait\b",  # a sentence that opens with "Wait"
-        r"\bwait(?=\s*(?:[,.!?…:;—–]|-|\ba (?:second|minute|moment)\b))",  # "wait," "wait..." "wait a second"
-        r"\blet me (?:think|re-?think|reconsider|see|step back)\b",
-        r"\balternatively\b",
-        r"\b(?:maybe|perhaps) I should\b",
-        r"\bor maybe\b",
-        r"\bon second thoughts?\b",
-        r"\bactually,?\s+no\b",
-        r"\bhold on\b(?!\s+to\b)",
-        r"\bthen again\b",
-        r"\bscratch that\b",
-    ],
-    "zh": [
-        r"嗯+",
-        r"让我(?:再)?想一?想",  # 让我想想 / 让我再想想 / 让我想一想
-        r"再想一?想",  # 再想想 / 再想一想
-        r"转念一想",
-        r"话说回来",
-        r"慢着",
-        r"换个(?:思路|角度|方式)",
-        _ZH_CLAUSE_START + r"(?:等等|等一下|等一等)",
-        _ZH_CLAUSE_START + r"(?:不对|不行|或者|也许)",
-    ],
-}
-
-_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0002ffff"
-_UNIT_RE = {
-    "en": re.compile(r"\w+(?:['’]\w+)*"),  # words; punctuation is dropped, an apostrophe inside a word is kept
-    "zh": re.compile(rf"[{_CJK_CHARS}]|[^\W{_CJK_CHARS}]+"),  # each CJK character, and runs of other word chars
-}
-
-
-def _check_lang(lang: str) -> str:
-    if lang not in _UNIT_RE:
-        raise ValueError(f"Unsupported language {lang!r}; expected one of {sorted(_UNIT_RE)}")
-    return lang
-
-
-def _unit_matches(text: str, lang: str) -> list[re.Match]:
-    return list(_UNIT_RE[_check_lang(lang)].finditer(text))
-
-
-def units(text: str, lang: str) -> list[str]:
-    """The comparison units of ``text``: lowercased words without punctuation (``en``); each CJK character and each
-    latin word or number (``zh``)."""
-    return [m.group().lower() for m in _unit_matches(text, lang)]
 
 
 def _ngrams(seq: list[str], n: int) -> set[tuple[str, ...]]:
@@ -120,7 +54,7 @@ def leaked_span(candidate: str, reference: str, n: int, lang: str = "en", allowe
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     k = 2 * n if lang == "zh" else n
-    matches = _unit_matches(candidate, lang)
+    matches = unit_matches(candidate, lang)
     if len(matches) < k:
         return None
     ref_grams = _ngrams(units(reference, lang), k)
@@ -162,31 +96,6 @@ def repeated_ngram_share(text: str, n: int = 10, lang: str = "en") -> float:
     if n < 1 or total < 1:
         return 0.0
     return 1.0 - len({tuple(seq[i : i + n]) for i in range(total)}) / total
-
-
-@lru_cache(maxsize=8)
-def reflection_pattern(lang: str) -> re.Pattern:
-    """One compiled regex (case-insensitive, multiline) for all of ``REFLECTION_PHRASES[lang]``."""
-    if lang not in REFLECTION_PHRASES:
-        raise ValueError(f"Unsupported language {lang!r}; expected one of {sorted(REFLECTION_PHRASES)}")
-    return re.compile("|".join(f"(?:{p})" for p in REFLECTION_PHRASES[lang]), re.IGNORECASE | re.MULTILINE)
-
-
-def find_reflections(text: str, lang: str) -> list[str]:
-    """Every reflection phrase found in ``text``, in order, as written there."""
-    return [m.group() for m in reflection_pattern(lang).finditer(text)]
-
-
-def reflection_in_tail(text: str, fraction: float, lang: str) -> str | None:
-    """The first reflection phrase that starts within the last ``fraction`` of the characters of ``text``, as
-    written there, or ``None``. The whole text is scanned so that word boundaries at the cut are exact."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    cut = len(text) - int(len(text) * fraction)
-    for m in reflection_pattern(lang).finditer(text):
-        if m.start() >= cut:
-            return m.group()
-    return None
 
 
 def _normalise(text: str) -> str:

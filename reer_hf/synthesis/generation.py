@@ -24,7 +24,7 @@ import requests as http
 import torch
 from requests.adapters import HTTPAdapter
 
-from reer_hf.configs import GeneratorConfig
+from reer_hf.synthesis.config import GeneratorConfig
 
 FINISH_STOP = "stop"  # end of sequence or a stop string
 FINISH_LENGTH = "length"  # the new-token limit
@@ -264,7 +264,7 @@ class OpenAIGenerator(Generator):
     def tokenizer(self):
         """The generator's tokenizer, loaded on first use: only the ``completions`` mode renders prompts here."""
         if self._tokenizer is None:
-            from reer_hf.models import load_tokenizer
+            from reer_hf.core.models import load_tokenizer
 
             self._tokenizer = load_tokenizer(self.config.generator_model)
         return self._tokenizer
@@ -406,7 +406,7 @@ class VLLMGenerator(Generator):
                 "generator_backend='vllm' needs vLLM: pip install 'reer-hf[vllm]' (GPU only), or use the transformers "
                 "or openai backend"
             ) from e
-        from reer_hf.models import resolve_dtype, resolve_model
+        from reer_hf.core.models import resolve_dtype, resolve_model
 
         self.config = config
         self._sampling_params = SamplingParams
@@ -464,7 +464,7 @@ def build_generator(config: GeneratorConfig, shared: tuple | None = None) -> Gen
     runs one model in both roles)."""
     if config.generator_backend == "transformers":
         if shared is None:
-            from reer_hf.models import load_causal_lm
+            from reer_hf.core.models import load_causal_lm
 
             shared = load_causal_lm(
                 config.generator_model,

@@ -25,20 +25,20 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reer_hf.data import format_assistant, to_messages
-from reer_hf.filters import reflection_pattern
+from reer_hf.core.formats import format_assistant, to_messages
+from reer_hf.core.reflection import remove_reflections
+from reer_hf.core.text import split_thinking
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from reer_hf.configs import SFTScriptArguments
+    from reer_hf.sft.config import SFTScriptArguments
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,6 @@ REER_SHAPES: dict[str, tuple[str, ...]] = {
 #: Known shapes of the public reasoning data: chats, or any of the REER shapes.
 PUBLIC_CHAT_SHAPES: dict[str, tuple[str, ...]] = {"messages": ("messages",), "conversations": ("conversations",)}
 
-# Thinking / answer markers: ours and the paper's, and OpenThoughts' (Bespoke-Stratos format).
-_THINKING_MARKERS = (("<think>", "</think>"), ("<|begin_of_thought|>", "<|end_of_thought|>"))
-_ANSWER_MARKERS = (("<answer>", "</answer>"), ("<|begin_of_solution|>", "<|end_of_solution|>"))
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
 
@@ -97,29 +94,6 @@ def detect_shape(columns: list[str], shapes: dict[str, tuple[str, ...]] = REER_S
     )
 
 
-def _unwrap_answer(text: str) -> str:
-    text = text.strip()
-    for open_tag, close_tag in _ANSWER_MARKERS:
-        if text.startswith(open_tag):
-            text = text[len(open_tag) :]
-            if text.rstrip().endswith(close_tag):
-                text = text.rstrip()[: -len(close_tag)]
-            text = text.strip()
-    return text
-
-
-def split_thinking(text: str) -> tuple[str, str] | None:
-    """``(thinking, answer)`` of a text holding ``<think>...</think>`` (or OpenThoughts' ``<|begin_of_thought|>``
-    markers) then the answer; ``None`` when it has no closing marker. The answer is what follows the last closing
-    marker, without an ``<answer>`` (or ``<|begin_of_solution|>``) wrapper."""
-    for open_tag, close_tag in _THINKING_MARKERS:
-        if close_tag in text:
-            head = text.split(close_tag, 1)[0]
-            thinking = head.split(open_tag, 1)[1] if open_tag in head else head
-            return thinking.strip(), _unwrap_answer(text.rsplit(close_tag, 1)[1])
-    return None
-
-
 def _query_text(value: Any) -> str | None:
     """A query cell as text: a string, or the last user turn of a chat list."""
     if isinstance(value, str) or value is None:
@@ -152,10 +126,12 @@ def _trajectory_batch(batch: dict, shape: str, thinking_column: str, keep_status
                 query = _query_text(batch["prompt" if shape == "prompt_solution" else "question"][i])
                 solution = batch["solution"][i] or ""
             parts = split_thinking(solution)
-            if parts is None:
+            if parts.thinking is None:
                 drop = "no_thinking"
+            elif not parts.finished:
+                drop = "unfinished_thinking"
             else:
-                thinking, answer = parts
+                thinking, answer = parts.thinking, parts.answer
         if not drop and not (query or "").strip():
             drop = "empty_query"
         elif not drop and not (thinking or "").strip():
@@ -201,172 +177,6 @@ def to_trajectories(
     drops = Counter(r for r in converted["_drop"] if r)
     converted = converted.filter(lambda r: not r, input_columns="_drop").remove_columns("_drop")
     return converted, drops
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Ablation: no reflection tokens
-#
-# Rules (English and Chinese; reer_hf.filters.REFLECTION_PHRASES defines the phrases). Applied line by line until no
-# removable phrase is left, only to the thinking of REER rows (never to the answer or the public data):
-#   1. A phrase is removed together with the punctuation and spaces that follow it ("Hmm... ", "But wait, ",
-#      "Let me think. ", "嗯，", "等等，"); "wait"/"hmm"/"hold on" also take a following "no" that is followed by
-#      punctuation ("Wait, no, ..."), "wait a second/minute/moment" goes whole, and "换个角度" takes a following
-#      来看/来说/想.
-#   2. A phrase that carries the sentence is replaced by its plain form instead: "maybe/perhaps I should" ->
-#      "I should", "or maybe" -> "or", "let me think/rethink/reconsider/step back" followed by a word -> "I think/...",
-#      "let me see" followed by a word -> "I check".
-#   3. "wait" used as a verb ("sit and wait for news", a sentence opening "Wait for the reader ...") is content and
-#      stays.
-#   4. Tidying: the first letter after a phrase removed at a sentence start is capitalised; a phrase that ended its
-#      sentence ("the ending, hmm.") gives its full stop to the text before it, whose dangling comma goes; an
-#      interjection between two commas ("the storm, hmm, is") takes the first comma with it; a line left empty is
-#      removed along with one of the blank lines around it. Everything else is left exactly as it was.
-
-_EN_TRAIL_RE = r"(?:[ \t]*(?:\.\.\.|[,;:…!?.—–]|-(?=\s)))*[ \t]*"
-_EN_TRAIL = re.compile(_EN_TRAIL_RE)
-_ZH_TRAIL = re.compile(r"[ \t]*[，,、；;：:…！!？?。.—～~]*[ \t]*")
-_NO_AFTER = re.compile(r"no(?=[,.!…;:—])" + _EN_TRAIL_RE, re.IGNORECASE)
-_WAIT_SPAN = re.compile(r"[ \t]+a (?:second|minute|moment)\b", re.IGNORECASE)
-_ZH_ANGLE_TAIL = re.compile(r"(?:来|去)?(?:看|说|想)?")
-_TERMINALS = ".!?。！？"
-_COMMAS = ",，、;；:："
-_SENTENCE_END = re.compile(r"(?:^|[.!?…。！？][\"'”’)\]]*|[\"“‘(\[])\s*$")
-_LET_ME = re.compile(r"let me (think|re-?think|reconsider|see|step back)", re.IGNORECASE)
-_LET_ME_PLAIN = {"think": "think", "rethink": "rethink", "re-think": "rethink", "reconsider": "reconsider"}
-
-
-@dataclass
-class _Span:
-    start: int
-    end: int
-    replacement: str = ""
-    interjection: bool = False  # "hmm" / "嗯": between two commas, the comma before it goes too
-
-
-def _is_sentence_start(prefix: str) -> bool:
-    return bool(_SENTENCE_END.search(prefix.rstrip(" \t")))
-
-
-def _removal_spans(line: str) -> list[_Span]:
-    matches = sorted(
-        [(m, "en") for m in reflection_pattern("en").finditer(line)]
-        + [(m, "zh") for m in reflection_pattern("zh").finditer(line)],
-        key=lambda pair: (pair[0].start(), -pair[0].end()),
-    )
-    spans: list[_Span] = []
-    for m, lang in matches:
-        if spans and m.start() < spans[-1].end:
-            continue  # overlaps a span already taken
-        text, end = m.group(), m.end()
-        after = line[end:]
-        if lang == "zh":
-            if text.startswith("换个"):
-                end += _ZH_ANGLE_TAIL.match(line, end).end() - end
-            end = _ZH_TRAIL.match(line, end).end()
-            spans.append(_Span(m.start(), end, interjection=text.startswith("嗯")))
-            continue
-        lowered = text.lower()
-        next_is_word = bool(re.match(r"[ \t]*[^\W\d_]", after))
-        verb_wait = "wait" in lowered and lowered.split()[0] in ("wait", "and", "and,")
-        if verb_wait and next_is_word and not _WAIT_SPAN.match(after):
-            continue  # "wait" as a verb: a word follows, and not "a second/minute/moment"
-        let_me = _LET_ME.fullmatch(text)
-        if (plain := re.fullmatch(r"(?:maybe|perhaps) (I should)", text, re.IGNORECASE)) is not None:
-            spans.append(_Span(m.start(), end, plain.group(1)))
-            continue
-        if lowered == "or maybe":
-            spans.append(_Span(m.start(), end, text[:2]))
-            continue
-        if let_me is not None and next_is_word:
-            verb = let_me.group(1).lower()
-            spans.append(_Span(m.start(), end, "I " + ("check" if verb == "see" else _LET_ME_PLAIN.get(verb, verb))))
-            continue
-        if "wait" in lowered and (extra := _WAIT_SPAN.match(line, end)):
-            end = extra.end()
-        end = _EN_TRAIL.match(line, end).end()
-        if re.fullmatch(r"hm+|.*wait|hold on", lowered, re.IGNORECASE) and (no := _NO_AFTER.match(line, end)):
-            end = no.end()
-        spans.append(_Span(m.start(), end, interjection=bool(re.fullmatch(r"hm+", lowered))))
-    return spans
-
-
-def _capitalise(text: str) -> str:
-    return text[:1].upper() + text[1:] if text[:1].islower() else text
-
-
-def _apply_spans(line: str, spans: list[_Span]) -> str:
-    out = ""
-    pos = 0
-    capitalise_next = False
-    for span in spans:
-        gap = line[pos : span.start]
-        if gap:
-            out += _capitalise(gap) if capitalise_next else gap
-            capitalise_next = False
-        at_start = _is_sentence_start(out)
-        removed = line[span.start : span.end]
-        if span.replacement:
-            repl = span.replacement
-            out += _capitalise(repl) if at_start else repl
-            capitalise_next = False
-        else:
-            terminal = next((c for c in removed if c in _TERMINALS), None)
-            rest = line[span.end :]
-            if terminal and not at_start and not rest[:1].islower():
-                # the phrase ended its sentence: the text before it gets the full stop, its dangling comma goes
-                out = out.rstrip(" \t")
-                if out and out[-1] in _COMMAS:
-                    out = out[:-1]
-                out += terminal
-                if rest.strip() and removed[-1:] in (" ", "\t"):
-                    out += " "
-            else:
-                trimmed = out.rstrip(" \t")
-                if span.interjection and not at_start and trimmed[-1:] in ",，" and removed.rstrip()[-1:] in ",，":
-                    out = trimmed[:-1] + ("" if trimmed[-1] == "，" else " ")  # "the storm, hmm, is" -> "the storm is"
-                capitalise_next = capitalise_next or at_start
-        pos = span.end
-    tail = line[pos:]
-    out += _capitalise(tail) if capitalise_next else tail
-    return out
-
-
-def _clean_line(line: str, max_passes: int = 4) -> str:
-    for _ in range(max_passes):
-        spans = _removal_spans(line)
-        if not spans:
-            break
-        new = _apply_spans(line, spans)
-        if new == line:
-            break
-        line = new
-    return line
-
-
-def remove_reflections(text: str) -> str:
-    """``text`` without its reflection phrases, by the rules above; a text without any comes back unchanged."""
-    lines = text.split("\n")
-    out: list[str] = []
-    emptied: list[int] = []
-    for line in lines:
-        new = _clean_line(line)
-        if new != line:
-            lead = line[: len(line) - len(line.lstrip(" \t"))]
-            new = lead + new.strip(" \t") if new.strip() else ""
-            if not new:
-                emptied.append(len(out))
-                continue  # the line held only reflection: it goes
-        out.append(new)
-    # A line removed between two blank lines (or a blank line and an end of the text) leaves one blank line too many.
-    for index in reversed(emptied):
-        before_blank = index == 0 or not out[index - 1].strip()
-        after_blank = index >= len(out) or not out[index].strip()
-        if before_blank and after_blank:
-            if index < len(out):
-                del out[index]
-            elif index > 0:
-                del out[index - 1]
-    return "\n".join(out)
 
 
 def _remove_reflections_batch(batch: dict) -> dict:
@@ -416,7 +226,8 @@ def downsample_by_length(
 def _user_turn(query: str, template: str | None) -> str:
     if not template:
         return query
-    from reer_hf.prompts import detect_language, render
+    from reer_hf.core.prompts import render
+    from reer_hf.core.text import detect_language
 
     return render(template, detect_language(query), query=query)
 
@@ -456,8 +267,9 @@ def _chat_batch(batch: dict, column: str, system_prompt: str | None, assistant_f
             content = turn.get("content", turn.get("value")) or ""
             if role is None or role == "system":
                 continue  # the source's own system turn (OpenThoughts': its marker format) gives way to ours
-            if role == "assistant" and (parts := split_thinking(content)) is not None:
-                content = format_assistant(assistant_format, *parts)
+            parts = split_thinking(content) if role == "assistant" else None
+            if parts is not None and parts.thinking is not None and parts.finished:
+                content = format_assistant(assistant_format, parts.thinking, parts.answer)
             chat.append({"role": role, "content": content})
         rows.append(chat)
         drops.append("" if any(t["role"] == "assistant" for t in chat) else "no_assistant_turn")

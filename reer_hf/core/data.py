@@ -1,11 +1,13 @@
-"""Loading data: the bundled demo pairs (more loaders join here: Hub/local pairs, SFT data, mixtures)."""
+"""Query/answer pairs, the input of the scorer and of the search: the bundled demo pairs and any local or Hub data."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-ASSETS_DIR = Path(__file__).parent / "assets"
+from reer_hf.core.text import strip_thinking
+
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 DEMO_PAIRS = ASSETS_DIR / "demo_pairs.jsonl"
 
 
@@ -16,16 +18,8 @@ def demo_pairs() -> list[dict[str, str]]:
 
 
 DEMO_DATASET = "builtin:demo-pairs"
-_THINK_CLOSE = "</think>"
 # Known pair shapes, tried in order when no columns are named: (query column, answer column).
 _PAIR_SHAPES = (("query", "answer"), ("question", "answer"), ("prompt", "solution"), ("instruction", "output"))
-
-
-def strip_thinking(answer: str) -> str:
-    """The reference answer of a text that may hold thinking: what follows the last ``</think>`` (REER.md 3.1)."""
-    if _THINK_CLOSE in answer:
-        answer = answer.rsplit(_THINK_CLOSE, 1)[1]
-    return answer.strip()
 
 
 def _text_of(value) -> str | None:
@@ -89,24 +83,3 @@ def load_pairs(
         return {"query": query, "answer": strip_thinking(answer) if isinstance(answer, str) else answer}
 
     return ds.map(normalise, desc="pairs")
-
-
-def to_messages(
-    query: str,
-    thinking: str,
-    answer: str,
-    system_prompt: str | None = None,
-    assistant_format: str = "<think>\n{thinking}\n</think>\n\n{answer}",
-) -> list[dict[str, str]]:
-    """An SFT conversation: optional system turn, the query, and the thinking in ``<think>`` tags then the answer."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    content = format_assistant(assistant_format, thinking, answer)
-    return messages + [{"role": "user", "content": query}, {"role": "assistant", "content": content}]
-
-
-def format_assistant(assistant_format: str, thinking: str, answer: str) -> str:
-    """``assistant_format`` with ``{thinking}`` and ``{answer}`` filled in (both stripped). The placeholders are
-    replaced in the template only, so a literal ``{answer}`` inside a thinking (code, templates) stays as written."""
-    head, tail = assistant_format.split("{thinking}", 1)
-    answer = answer.strip()
-    return head.replace("{answer}", answer) + thinking.strip() + tail.replace("{answer}", answer)

@@ -9,9 +9,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from reer_hf.configs import ScorerConfig, ScoreScriptArguments
-from reer_hf.data import load_pairs
-from reer_hf.scoring import STATUS_OK, Scorer
+from reer_hf.core.data import load_pairs
+from reer_hf.scoring.config import ScorerConfig, ScoreScriptArguments
+from reer_hf.scoring.scorer import STATUS_OK, Scorer
 
 
 def score_dataset(args: ScoreScriptArguments, scorer_config: ScorerConfig, scorer: Scorer | None = None) -> dict:

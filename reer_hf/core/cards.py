@@ -14,7 +14,7 @@ import yaml
 
 logger = logging.getLogger(__name__)
 
-CARDS_DIR = Path(__file__).resolve().parents[1] / "model_cards"
+CARDS_DIR = Path(__file__).resolve().parents[2] / "model_cards"
 CITATION = """@inproceedings{reer2026,
   title     = {Reverse-Engineered Reasoning for Open-Ended Generation},
   author    = {Wang, Haozhe and others},

@@ -27,10 +27,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from reer_hf import attention, fusion
-from reer_hf.configs import ScorerConfig
-from reer_hf.prompts import detect_language, render
-from reer_hf.segment import segment_spans
+from reer_hf.core.prompts import render
+from reer_hf.core.segment import segment_spans
+from reer_hf.core.text import detect_language
+from reer_hf.scoring import attention, fusion
+from reer_hf.scoring.config import ScorerConfig
 
 STATUS_OK = "ok"
 STATUS_TOO_LONG = "too_long"
@@ -373,7 +374,7 @@ class Scorer:
     @classmethod
     def from_config(cls, config: ScorerConfig) -> Scorer:
         """Load the scorer model named by the config with its backend."""
-        from reer_hf.models import load_causal_lm, load_tokenizer, resolve_model
+        from reer_hf.core.models import load_causal_lm, load_tokenizer, resolve_model
 
         if config.scorer_backend == "vllm":
             tokenizer = load_tokenizer(config.scorer_model)

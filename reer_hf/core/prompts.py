@@ -1,27 +1,19 @@
-"""Prompt templates (Jinja files, one per prompt and language) and the language detector that picks them.
+"""Prompt templates: Jinja files in ``reer_hf/prompts``, one per prompt and language (picked per row by
+:func:`reer_hf.core.text.detect_language`).
 
 Templates live in this folder as ``<name>_<lang>.md``; a path to a file of one's own can be given instead of a name.
 """
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 
-PROMPTS_DIR = Path(__file__).parent
-LANGUAGES = ("en", "zh")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
-_LATIN = re.compile(r"[A-Za-z]")
+from reer_hf.core.text import LANGUAGES
 
-
-def detect_language(text: str, threshold: float = 0.3) -> str:
-    """``zh`` when CJK characters make up at least ``threshold`` of the letters, else ``en``."""
-    cjk = len(_CJK.findall(text))
-    latin = len(_LATIN.findall(text))
-    return "zh" if cjk and cjk / (cjk + latin / 4) >= threshold else "en"  # ~4 latin letters per word ~ 1 hanzi
+PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 
 
 @lru_cache(maxsize=64)

@@ -1,0 +1,175 @@
+"""Options of ``recipes/sft.py`` beyond TRL's ``SFTConfig`` and ``ModelConfig``: the REER data, its conversion, the
+paper's ablations and the public-data mixture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import ScriptArguments
+
+from reer_hf.core.formats import ASSISTANT_FORMAT, PAPER_SYSTEM_PROMPT, check_assistant_format
+
+DEEPWRITING_20K = "m-a-p/DeepWriting-20K"
+LENGTH_ABLATIONS = ("none", "fewer_long", "fewer_short")
+
+
+@dataclass
+class SFTScriptArguments(ScriptArguments):
+    """What ``recipes/sft.py`` trains on: the REER data, its ablations (REER.md section 9) and the public mix.
+
+    ``dataset_name`` / ``dataset_config`` / ``dataset_train_split`` (from ``trl.ScriptArguments``) name the REER data;
+    ``mix_*`` the public reasoning data; ``ablation_*`` the paper's ablations; ``reer_*`` the conversion.
+    """
+
+    dataset_name: str | None = field(
+        default=DEEPWRITING_20K,
+        metadata={
+            "help": "REER data: a Hub id (default: the published DeepWriting-20K), a local jsonl/json/parquet file or "
+            "a save_to_disk folder. Accepted shapes: prompt (chat list or text) + solution ('<think>...</think>' "
+            "then the answer); question + solution; the output of recipes/synthesize.py (query, answer, z0, z_star)."
+        },
+    )
+    dry_run: bool = field(
+        default=False,
+        metadata={
+            "help": "Build the data, print the counts before/after each transform, a length histogram and one "
+            "sample, and exit without loading the model or training."
+        },
+    )
+    reer_max_rows: int | None = field(
+        default=None, metadata={"help": "Use only the first N rows of the REER data (demos, smoke tests)."}
+    )
+    reer_keep_status: str | None = field(
+        default="ok",
+        metadata={"help": "Synthesis output only: keep rows with this status (None: keep every row with a thinking)."},
+    )
+    reer_system_prompt: str | None = field(
+        default=PAPER_SYSTEM_PROMPT, metadata={"help": "System turn of every conversation; None or '' for none."}
+    )
+    reer_user_template: str | None = field(
+        default=None,
+        metadata={
+            "help": "User turn: None for the bare query (as DeepWriting-20K's prompt holds it), or a prompt name in "
+            "reer_hf/prompts (e.g. 'inference', the scorer's context) or a Jinja file rendered with {{ query }}."
+        },
+    )
+    reer_assistant_format: str = field(
+        default=ASSISTANT_FORMAT,
+        metadata={
+            "help": "Assistant turn, with {thinking} once and {answer}; the default is the paper's output format "
+            "<think>...</think><answer>...</answer>. Public rows with a thinking are rewritten to it too."
+        },
+    )
+    reer_category_column: str = field(
+        default="category", metadata={"help": "Column holding each row's category (for ablation_exclude_categories)."}
+    )
+    reer_seed: int = field(
+        default=42, metadata={"help": "Seed of the length down-sampling and of the public-data sample."}
+    )
+    reer_recipe_path: str | None = field(
+        default=None,
+        metadata={"help": "Recipe YAML quoted verbatim in the model card; recipes/sft.py fills it from --config."},
+    )
+    reer_auto_resume: bool = field(
+        default=True,
+        metadata={
+            "help": "Resume from the last checkpoint in output_dir when there is one (resume_from_checkpoint, when "
+            "set, wins); false starts over."
+        },
+    )
+    ablation_no_synthetic: bool = field(
+        default=False, metadata={"help": "Ablation 'no synthetic data': train on the public reasoning data only."}
+    )
+    ablation_no_search: bool = field(
+        default=False,
+        metadata={
+            "help": "Ablation 'no iterative search': train on z0, the trajectory before the search. Needs the output "
+            "of recipes/synthesize.py (DeepWriting-20K holds only the refined trajectory)."
+        },
+    )
+    ablation_no_reflection: bool = field(
+        default=False,
+        metadata={
+            "help": "Ablation 'no reflection tokens': remove the reflection phrases (English and Chinese) from "
+            "each REER thinking by the rules of reer_hf.core.reflection.remove_reflections. The other way: point dataset_name at a synthesis run made with "
+            "search_reflection=false."
+        },
+    )
+    ablation_length: str = field(
+        default="none",
+        metadata={
+            "help": "Ablation on trajectory length: none, fewer_long (down-sample REER rows whose thinking is longer "
+            "than the cut-off) or fewer_short (down-sample those at most as long).",
+            "choices": list(LENGTH_ABLATIONS),
+        },
+    )
+    ablation_length_cutoff: int | None = field(
+        default=None,
+        metadata={"help": "Length cut-off in thinking tokens (the model's tokenizer); None: the data's median."},
+    )
+    ablation_length_keep_fraction: float = field(
+        default=0.5, metadata={"help": "Share of the down-sampled side that is kept (seeded by reer_seed)."}
+    )
+    ablation_exclude_categories: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Drop REER rows whose reer_category_column value is one of these (case-insensitive), e.g. the "
+            "creative domain. Fails when the data has no such column."
+        },
+    )
+    mix_dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Public reasoning data mixed in (the paper: OpenThoughts): a Hub id or a local file of "
+            "messages, conversations (from/value, OpenThoughts) or prompt/question + solution rows."
+        },
+    )
+    mix_dataset_config: str | None = field(default=None, metadata={"help": "Config (subset) of the public data."})
+    mix_dataset_split: str = field(default="train", metadata={"help": "Split of the public data."})
+    mix_count: int | None = field(
+        default=None, metadata={"help": "Public rows in the mixture (a seeded sample); exclusive with mix_ratio."}
+    )
+    mix_ratio: float | None = field(
+        default=None,
+        metadata={"help": "Share of public rows in the final mixture, in (0, 1); exclusive with mix_count."},
+    )
+
+    def __post_init__(self):
+        check_assistant_format(self.reer_assistant_format, "reer_assistant_format")
+        if self.ablation_length not in LENGTH_ABLATIONS:
+            raise ValueError(
+                f"ablation_length must be one of {', '.join(LENGTH_ABLATIONS)}, got {self.ablation_length!r}"
+            )
+        if not 0.0 <= self.ablation_length_keep_fraction <= 1.0:
+            raise ValueError("ablation_length_keep_fraction must be in [0, 1]")
+        if self.ablation_length_cutoff is not None and self.ablation_length_cutoff < 1:
+            raise ValueError("ablation_length_cutoff must be a positive number of tokens, or None for the median")
+        if self.mix_count is not None and self.mix_ratio is not None:
+            raise ValueError("Set mix_count or mix_ratio, not both")
+        if self.mix_count is not None and self.mix_count < 1:
+            raise ValueError("mix_count must be >= 1")
+        if self.mix_ratio is not None and not 0.0 < self.mix_ratio < 1.0:
+            raise ValueError("mix_ratio must be in (0, 1): the share of public rows in the mixture")
+        if self.reer_max_rows is not None and self.reer_max_rows < 1:
+            raise ValueError("reer_max_rows must be >= 1")
+        if self.ablation_no_synthetic:
+            if not self.mix_dataset_name:
+                raise ValueError("ablation_no_synthetic trains on the public data only: set mix_dataset_name")
+            if self.mix_ratio is not None:
+                raise ValueError("ablation_no_synthetic has no REER rows to take a ratio of: use mix_count or neither")
+            reer_only = [
+                name
+                for name, on in (
+                    ("ablation_no_search", self.ablation_no_search),
+                    ("ablation_no_reflection", self.ablation_no_reflection),
+                    ("ablation_length", self.ablation_length != "none"),
+                    ("ablation_exclude_categories", bool(self.ablation_exclude_categories)),
+                )
+                if on
+            ]
+            if reer_only:
+                raise ValueError(
+                    f"ablation_no_synthetic uses no REER data, so {reer_only} would do nothing: unset them"
+                )
+        elif not self.dataset_name:
+            raise ValueError("dataset_name (the REER data) is required unless ablation_no_synthetic is set")

@@ -1,0 +1,272 @@
+"""Options of the synthesis stage: the generator LLM, the REER search, the quality filters and the run itself.
+
+Fields carry a stage prefix (``generator_``, ``search_``, ``filter_``) so the four dataclasses share one ``TrlParser``.
+Options whose metadata says ``resume_safe`` change how a run is operated, not what it writes: a resumed run may change
+them without voiding the pieces already searched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reer_hf.core.formats import ASSISTANT_FORMAT, PAPER_SYSTEM_PROMPT, check_assistant_format
+from reer_hf.core.models import DEMO_MODEL
+from reer_hf.core.segment import MIN_SEGMENT_CHARS
+
+
+@dataclass
+class GeneratorConfig:
+    """The generator LLM that writes initial trajectories and segment rewrites (REER.md section 3)."""
+
+    generator_model: str = field(
+        default=DEMO_MODEL,
+        metadata={
+            "help": f"Generator model: a Hub id, a local path or {DEMO_MODEL!r} (transformers, vllm), or the model "
+            "name the server knows (openai). The paper uses Qwen2.5-32B-Instruct."
+        },
+    )
+    generator_backend: str = field(
+        default="transformers",
+        metadata={"help": "transformers (local generate), vllm (offline engine; GPU, optional) or openai (a server)."},
+    )
+    generator_dtype: str = field(default="auto", metadata={"help": "auto, bf16, fp16 or fp32 (local backends)."})
+    generator_device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ... (transformers)."})
+    generator_attn_implementation: str | None = field(
+        default=None, metadata={"help": "Attention kernel of the transformers backend; None: the default."}
+    )
+    generator_batch_size: int = field(
+        default=16, metadata={"help": "Prompts per transformers generate() call (each with its n samples)."}
+    )
+    generator_base_url: str = field(
+        default="http://localhost:8000/v1", metadata={"help": "OpenAI-compatible endpoint (openai backend)."}
+    )
+    generator_api_key_env: str = field(
+        default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the API key (openai backend)."}
+    )
+    generator_prefill_mode: str = field(
+        default="continue",
+        metadata={
+            "help": "How the openai backend pre-fills the assistant turn: continue (chat API with "
+            "continue_final_message, as vllm serve and SGLang accept), completions (the prompt rendered with the "
+            "generator's chat template, sent to /completions) or none (APIs without pre-fill: the pre-fill is "
+            "prepended to the reply)."
+        },
+    )
+    generator_max_concurrency: int = field(default=32, metadata={"help": "Requests in flight at once (openai)."})
+    generator_max_retries: int = field(
+        default=5, metadata={"help": "Retries of a request on network errors (openai); other errors are recorded."}
+    )
+    generator_timeout: float = field(default=900.0, metadata={"help": "Seconds per request (openai)."})
+    generator_vllm_kwargs: dict | None = field(
+        default=None,
+        metadata={"help": "Extra vllm.LLM(...) arguments (tensor_parallel_size, gpu_memory_utilization)."},
+    )
+
+    def __post_init__(self):
+        if self.generator_backend not in ("transformers", "vllm", "openai"):
+            raise ValueError(f"generator_backend must be transformers, vllm or openai, got {self.generator_backend!r}")
+        if self.generator_prefill_mode not in ("continue", "completions", "none"):
+            raise ValueError(
+                f"generator_prefill_mode must be continue, completions or none, got {self.generator_prefill_mode!r}"
+            )
+        if min(self.generator_batch_size, self.generator_max_concurrency) < 1 or self.generator_max_retries < 0:
+            raise ValueError("generator_batch_size and generator_max_concurrency must be >= 1, max_retries >= 0")
+
+
+PAPER_OPENERS_EN = ["Okay, I am given", "Alright, the user", "Alright"]
+PAPER_OPENER_WEIGHTS_EN = [0.2, 0.48, 0.32]
+PAPER_OPENERS_ZH = ["好的", "嗯"]
+PAPER_OPENER_WEIGHTS_ZH = [0.5, 0.5]
+
+
+@dataclass
+class SearchConfig:
+    """The REER iterative local search (REER.md sections 3-5); defaults are the paper's."""
+
+    search_num_expansion: int = field(default=2, metadata={"help": "K: rewrites proposed per segment."})
+    search_max_step: int = field(default=10, metadata={"help": "Segments refined, left to right, at most."})
+    search_stop_thresh: float = field(default=0.25, metadata={"help": "Stop once the best score is below this."})
+    search_temperature: float = field(default=0.8, metadata={"help": "Sampling temperature of the generator."})
+    search_top_p: float = field(default=0.85, metadata={"help": "Nucleus sampling of the generator."})
+    search_max_new_tokens: int = field(default=8000, metadata={"help": "New tokens of the initial rollout."})
+    search_edit_max_new_tokens: int | None = field(
+        default=None, metadata={"help": "New tokens of a segment edit; None: search_max_new_tokens."}
+    )
+    search_repetition_penalty: float = field(
+        default=1.0, metadata={"help": "Generator repetition penalty; 1.0 (the paper) is off. Small models loop."}
+    )
+    search_refine_lead_words: int = field(
+        default=3,
+        metadata={
+            "help": "refine edit format: the pre-fill also holds the target's first words (its connective), "
+            "which the rewrite keeps, so a small model continues the paragraph instead of the instructions."
+        },
+    )
+    search_min_rollout_tokens: int = field(
+        default=100, metadata={"help": "Drop an item whose initial rollout has fewer generated tokens."}
+    )
+    search_openers_en: list[str] = field(
+        default_factory=lambda: list(PAPER_OPENERS_EN),
+        metadata={"help": "Openers pre-filled after '<think>\\n' for English rows, drawn by the weights below."},
+    )
+    search_opener_weights_en: list[float] = field(default_factory=lambda: list(PAPER_OPENER_WEIGHTS_EN))
+    search_openers_zh: list[str] = field(default_factory=lambda: list(PAPER_OPENERS_ZH))
+    search_opener_weights_zh: list[float] = field(default_factory=lambda: list(PAPER_OPENER_WEIGHTS_ZH))
+    search_initial_prompt: str = field(
+        default="initial", metadata={"help": "Prompt of the initial thinking (name in reer_hf/prompts or a path)."}
+    )
+    search_edit_prompt: str = field(
+        default="edit", metadata={"help": "Prompt of the segment edit (name in reer_hf/prompts or a path)."}
+    )
+    search_reflection: bool = field(
+        default=True,
+        metadata={"help": "Ask for human-like reflection phrases; false gives the 'no reflection tokens' ablation."},
+    )
+    search_edit_format: str = field(
+        default="analyze",
+        metadata={
+            "help": "analyze (paper: the reply is pre-filled with '<analyze>' and the rewrite is the last "
+            "<refine>...</refine>) or refine (pre-filled straight into '<refine>', for small models that cannot "
+            "follow the two-block format)."
+        },
+    )
+    search_segment_min_chars: int = field(
+        default=MIN_SEGMENT_CHARS, metadata={"help": "Thinking segments shorter than this merge into the next one."}
+    )
+    search_seed: int = field(default=42, metadata={"help": "Seed of openers and sampling (per map batch and step)."})
+
+    def __post_init__(self):
+        if self.search_num_expansion < 1 or self.search_max_step < 0:
+            raise ValueError("search_num_expansion must be >= 1 and search_max_step >= 0")
+        if self.search_edit_format not in ("analyze", "refine"):
+            raise ValueError(f"search_edit_format must be analyze or refine, got {self.search_edit_format!r}")
+        for lang in ("en", "zh"):
+            openers, weights = getattr(self, f"search_openers_{lang}"), getattr(self, f"search_opener_weights_{lang}")
+            if not openers or len(openers) != len(weights) or min(weights) < 0 or sum(weights) <= 0:
+                raise ValueError(f"search_openers_{lang} needs one non-negative weight per opener (some positive)")
+        if not 0 < self.search_top_p <= 1 or self.search_temperature < 0:
+            raise ValueError("search_top_p must be in (0, 1] and search_temperature >= 0")
+
+    @property
+    def edit_max_new_tokens(self) -> int:
+        return self.search_edit_max_new_tokens or self.search_max_new_tokens
+
+
+@dataclass
+class FilterConfig:
+    """Quality filters of the synthesized data (REER.md section 6); each one switchable and counted."""
+
+    filter_end_of_thinking: bool = field(
+        default=True,
+        metadata={
+            "help": "Drop trajectories that never conclude: cut by the token limit, or reflection still in "
+            "their last filter_end_fraction."
+        },
+    )
+    filter_end_fraction: float = field(default=0.1, metadata={"help": "Tail (share of characters) checked."})
+    filter_repetition: bool = field(default=True, metadata={"help": "Drop trajectories stuck in n-gram loops."})
+    filter_repetition_ngram: int = field(default=3, metadata={"help": "n of the repetition check (words; zh: chars)."})
+    filter_repetition_max: float = field(
+        default=0.3, metadata={"help": "Drop when the top-3 n-grams cover more than this share of all n-grams."}
+    )
+    filter_loop_ngram: int = field(
+        default=10, metadata={"help": "n of the loop check: long n-grams that recur (words; zh: chars)."}
+    )
+    filter_loop_max: float = field(
+        default=0.3,
+        metadata={
+            "help": "Drop when more than this share of the long n-grams repeat an earlier one (sentence loops "
+            "longer than the top-3 check sees)."
+        },
+    )
+    filter_min_thinking_tokens: int | None = field(
+        default=100, metadata={"help": "Drop z* shorter than this (scorer tokens); None: no bound."}
+    )
+    filter_max_thinking_tokens: int | None = field(
+        default=None, metadata={"help": "Drop z* longer than this (scorer tokens); None: no bound."}
+    )
+    filter_dedup: bool = field(
+        default=True, metadata={"help": "Search each (query, answer) pair once; later duplicates are recorded."}
+    )
+    filter_leak_guard: bool = field(
+        default=True,
+        metadata={"help": "Reject rewrites and trajectories that copy long spans of the reference answer."},
+    )
+    filter_leak_ngram: int = field(
+        default=12,
+        metadata={
+            "help": "Longest allowed span copied from the answer, in words (Chinese: twice this in characters)."
+        },
+    )
+
+    def __post_init__(self):
+        if not 0 < self.filter_end_fraction <= 1 or not 0 < self.filter_repetition_max <= 1:
+            raise ValueError("filter_end_fraction and filter_repetition_max must be in (0, 1]")
+        if self.filter_repetition_ngram < 1 or self.filter_leak_ngram < 2:
+            raise ValueError("filter_repetition_ngram must be >= 1 and filter_leak_ngram >= 2")
+
+
+@dataclass
+class SynthesisScriptArguments:
+    """What ``recipes/synthesize.py`` reads, where it writes, and how the run is cut into resumable pieces."""
+
+    dataset_name: str = field(
+        default="builtin:demo-pairs",
+        metadata={"help": "builtin:demo-pairs, a local jsonl/json/parquet file or a Hub dataset id."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Config (subset) of a Hub dataset."})
+    dataset_split: str = field(default="train", metadata={"help": "Split of a Hub dataset."})
+    dataset_query_column: str | None = field(default=None, metadata={"help": "Query column (auto-detected)."})
+    dataset_answer_column: str | None = field(default=None, metadata={"help": "Answer column (auto-detected)."})
+    max_rows: int | None = field(default=None, metadata={"help": "Search only the first N rows."})
+    map_batch_size: int = field(
+        default=64,
+        metadata={
+            "help": "Rows searched in lock-step (one datasets.map batch): one generator and one scorer call "
+            "per step for all of them."
+        },
+    )
+    save_every: int = field(
+        default=1, metadata={"help": "Map batches per checkpoint piece; a resumed run redoes at most one piece."}
+    )
+    output_dir: str = field(
+        default="outputs/synthesis-demo",
+        metadata={"help": "Where the dataset (save_to_disk and parquet), summary, plot, card and pieces go."},
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Start over even if output_dir holds pieces of an earlier run."}
+    )
+    messages_system_prompt: str | None = field(
+        default=PAPER_SYSTEM_PROMPT, metadata={"help": "System turn of the SFT messages column; None: none."}
+    )
+    messages_assistant_format: str = field(
+        default=ASSISTANT_FORMAT,
+        metadata={
+            "help": "Assistant turn of the messages column, with {thinking} once and {answer}; the default is the "
+            "format the SFT recipe trains on (reer_assistant_format), the paper's <think>...</think><answer>...</answer>."
+        },
+    )
+    dataset_pretty_name: str = field(default="REER deep-thinking trajectories", metadata={"help": "Card title."})
+    source_license: str = field(
+        default="other", metadata={"help": "Licence of the source pairs (SPDX id or 'other'); goes into the card."}
+    )
+    source_description: str | None = field(
+        default=None, metadata={"help": "Where the source pairs come from (a sentence for the card)."}
+    )
+    push_to_hub: bool = field(default=False, metadata={"help": "Push the kept rows, the card and the plot."})
+    hub_dataset_id: str | None = field(default=None, metadata={"help": "Hub repo id, e.g. me/deepwriting-mine."})
+    hub_config_name: str | None = field(
+        default=None, metadata={"help": "Hub config name; None: one built from the key hyperparameters."}
+    )
+    hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
+    merge_timeout: float = field(
+        default=7 * 24 * 3600.0,
+        metadata={"help": "Seconds the main process waits for the other processes' pieces before giving up."},
+    )
+
+    def __post_init__(self):
+        if self.map_batch_size < 1 or self.save_every < 1:
+            raise ValueError("map_batch_size and save_every must be positive")
+        check_assistant_format(self.messages_assistant_format, "messages_assistant_format")
+        if self.push_to_hub and not self.hub_dataset_id:
+            raise ValueError("push_to_hub needs hub_dataset_id (e.g. --hub_dataset_id me/my-reer-data)")

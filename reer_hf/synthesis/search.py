@@ -1,0 +1,475 @@
+"""The REER search (REER.md section 3) in lock-step over the rows of a ``datasets.map`` batch.
+
+For every row at once: one generator call writes the initial trajectories ``z0``; one scorer call scores them; then,
+segment by segment, one generator call proposes K rewrites for every still-active row and one scorer call scores all
+of them (the K candidates of a row share their prefix, which the scorer computes once and carries to the next step).
+A row leaves the lock-step when its score falls below the threshold or its segments run out, so the number of
+generator and scorer calls per batch is ``2 + 2 * max_step`` whatever the number of rows.
+
+Nothing is dropped silently: every row comes out with a ``status`` (``ok``, ``dropped``, ``filtered``, ``invalid``,
+``duplicate``) and, when not ``ok``, a ``drop_reason``; every candidate has a status in the trace.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from reer_hf.core.prompts import render
+from reer_hf.core.segment import segment_spans
+from reer_hf.core.text import detect_language, strip_thinking
+from reer_hf.scoring.scorer import STATUS_OK, Scorer
+from reer_hf.synthesis.config import FilterConfig, SearchConfig
+from reer_hf.synthesis.filters import check_thinking, leaked_span
+from reer_hf.synthesis.generation import FINISH_ERROR, FINISH_LENGTH, Generator, Request, Sampling
+
+STATUS_INVALID = "invalid"
+STATUS_DUPLICATE = "duplicate"
+STATUS_DROPPED = "dropped"
+STATUS_FILTERED = "filtered"
+STATUSES = (STATUS_OK, STATUS_DROPPED, STATUS_FILTERED, STATUS_INVALID, STATUS_DUPLICATE)
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+REFINE_OPEN, REFINE_CLOSE = "<refine>", "</refine>"
+ANALYZE_OPEN = "<analyze>"
+_TAGS = (THINK_OPEN, THINK_CLOSE, REFINE_OPEN, REFINE_CLOSE, ANALYZE_OPEN, "</analyze>", "<answer>", "</answer>")
+SEPARATOR = "\n\n"
+
+
+def search_features():
+    """The ``datasets.Features`` of the columns the search adds (fixed, so map batches and shards always agree)."""
+    from datasets import Features, List, Value
+
+    step = {
+        "segment": Value("int32"),
+        "candidates": List(Value("string")),
+        "candidate_scores": List(Value("float64")),
+        "candidate_status": List(Value("string")),
+        "chosen": Value("int32"),
+        "accepted": Value("bool"),
+        "score_after": Value("float64"),
+    }
+    return Features(
+        {
+            "language": Value("string"),
+            "z0": Value("string"),
+            "z_star": Value("string"),
+            "initial_score": Value("float64"),
+            "final_score": Value("float64"),
+            "initial_nll": Value("float64"),
+            "final_nll": Value("float64"),
+            "n_segments": Value("int32"),
+            "trace": List(step),
+            "status": Value("string"),
+            "drop_reason": Value("string"),
+            "stop_reason": Value("string"),
+            "z_star_tokens": Value("int32"),
+            "generated_tokens": Value("int64"),
+            "scored_tokens": Value("int64"),
+            "messages": List({"role": Value("string"), "content": Value("string")}),
+        }
+    )
+
+
+@dataclass
+class _Item:
+    """One row's state during the search."""
+
+    index: int
+    query: Any
+    answer: Any
+    lang: str = "en"
+    answer_lang: str = "en"
+    status: str = STATUS_OK
+    drop_reason: str | None = None
+    stop_reason: str | None = None
+    z0: str | None = None
+    finished: bool = True
+    segments: list[str] = field(default_factory=list)
+    seps: list[str] = field(default_factory=list)
+    initial_score: float | None = None
+    initial_nll: float | None = None
+    score: float | None = None
+    nll: float | None = None
+    trace: list[dict] = field(default_factory=list)
+    generated_tokens: int = 0
+    scored_tokens: int = 0
+    z_star_tokens: int | None = None
+
+    def drop(self, reason: str, status: str = STATUS_DROPPED) -> None:
+        self.status, self.drop_reason = status, reason
+
+    @property
+    def active(self) -> bool:
+        return self.status == STATUS_OK and self.stop_reason is None
+
+    def thinking(self, replace: int | None = None, rewrite: str | None = None) -> str:
+        """The trajectory, optionally with segment ``replace`` swapped for ``rewrite`` (blank lines around it)."""
+        parts, seps = list(self.segments), list(self.seps)
+        if replace is not None:
+            parts[replace] = rewrite
+            if replace > 0:
+                seps[replace - 1] = SEPARATOR
+            if replace < len(seps):
+                seps[replace] = SEPARATOR
+        out = parts[0] if parts else ""
+        for sep, part in zip(seps, parts[1:], strict=True):
+            out += sep + part
+        return out
+
+
+def lead_words(text: str, n: int) -> str:
+    """The first ``n`` words of ``text`` (Chinese: the first ``2 * n`` characters), as written there."""
+    if n <= 0:
+        return ""
+    if detect_language(text) == "zh":
+        return text[: 2 * n]
+    ends = [m.end() for m in re.finditer(r"\S+", text)]
+    return text[: ends[min(n, len(ends)) - 1]] if ends else ""
+
+
+def split_trajectory(text: str, min_chars: int) -> tuple[list[str], list[str]]:
+    """Segments of a trajectory and the separators between them, so that joining them gives the text back."""
+    spans = segment_spans(text, min_chars)
+    segments = [text[a:b] for a, b in spans]
+    seps = [text[spans[k][1] : spans[k + 1][0]] for k in range(len(spans) - 1)]
+    return segments, seps
+
+
+class Searcher:
+    """``dataset.map(searcher, batched=True, with_indices=True)``: the REER search on a batch of rows.
+
+    ``generator`` and ``scorer`` may be the same model (the demo) or different ones (the paper: a 32B instruct
+    generator served by vLLM, an 8B base scorer). ``to_messages`` builds the SFT ``messages`` of a kept row.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        scorer: Scorer,
+        config: SearchConfig | None = None,
+        filters: FilterConfig | None = None,
+        to_messages=None,
+        query_column: str = "query",
+        answer_column: str = "answer",
+    ):
+        self.generator = generator
+        self.scorer = scorer
+        self.config = config or SearchConfig()
+        self.filters = filters or FilterConfig()
+        self.to_messages = to_messages
+        self.query_column = query_column
+        self.answer_column = answer_column
+        self.stats: Counter = Counter()
+        self.on_step = None  # optional callback(step, n_active) for progress displays
+
+    # ---- the map function -----------------------------------------------------------------------------------------
+    def __call__(self, batch: dict[str, list], indices: list[int], offset: int = 0) -> dict[str, list]:
+        start = time.perf_counter()
+        reset = getattr(self.scorer.backend, "reset", None)
+        if reset:
+            reset()  # carried prefixes belong to the previous batch's rows
+        n = len(batch[self.query_column])
+        duplicates = batch.get("duplicate_of") or [None] * n
+        items = [
+            _Item(index=offset + i, query=q, answer=a)
+            for i, q, a in zip(indices, batch[self.query_column], batch[self.answer_column], strict=True)
+        ]
+        for item, dup in zip(items, duplicates, strict=True):
+            self._validate(item, dup)
+        base_seed = self.config.search_seed * 1_000_003 + (offset + indices[0] if indices else 0)
+        self._initial(items, base_seed)
+        for step in range(self.config.search_max_step):
+            active = [it for it in items if it.active and step < len(it.segments)]
+            for it in items:
+                if it.active and step >= len(it.segments):
+                    it.stop_reason = "segments_exhausted"
+            if not active:
+                break
+            if self.on_step:
+                self.on_step(step, len(active))
+            self._refine_step(active, step, base_seed + 7919 * (step + 1))
+        for it in items:
+            if it.active:
+                it.stop_reason = "max_step"
+            self._finish(it)
+        self.stats["batches"] += 1
+        self.stats["rows"] += n
+        self.stats["seconds"] += time.perf_counter() - start
+        return self._columns(items)
+
+    # ---- phases ---------------------------------------------------------------------------------------------------
+    def _validate(self, item: _Item, duplicate_of) -> None:
+        for name, value in (("query", item.query), ("answer", item.answer)):
+            if not isinstance(value, str):
+                return item.drop(f"{name}_not_text" if value is not None else f"{name}_missing", STATUS_INVALID)
+            if not value.strip():
+                return item.drop(f"{name}_empty", STATUS_INVALID)
+        if THINK_CLOSE in item.answer:  # the reference is what follows the last </think> (REER.md 3.1)
+            item.answer = strip_thinking(item.answer)
+            if not item.answer:
+                return item.drop("answer_empty", STATUS_INVALID)
+        item.lang = detect_language(item.query)
+        item.answer_lang = detect_language(item.answer)
+        if duplicate_of is not None:
+            return item.drop("duplicate", STATUS_DUPLICATE)  # of the row in the duplicate_of column
+        # An answer that cannot fit the scorer's context even with no thinking is dropped before any generation.
+        probe = self.scorer.encode([item.query], [""], [item.answer])[0]
+        if getattr(probe, "status", STATUS_OK) != STATUS_OK:
+            item.drop(f"answer_{probe.status}")
+
+    def _opener(self, item: _Item) -> str:
+        cfg = self.config
+        openers = cfg.search_openers_zh if item.lang == "zh" else cfg.search_openers_en
+        weights = cfg.search_opener_weights_zh if item.lang == "zh" else cfg.search_opener_weights_en
+        rng = random.Random(f"{cfg.search_seed}-{item.index}")  # per row: independent of batching
+        return rng.choices(openers, weights=weights, k=1)[0]
+
+    def _initial(self, items: list[_Item], seed: int) -> None:
+        todo = [it for it in items if it.status == STATUS_OK]
+        if not todo:
+            return
+        cfg = self.config
+        # a server without pre-fill never sees the opener, so it is not part of the trajectory either
+        openers = [self._opener(it) if self.generator.sees_prefill else "" for it in todo]
+        requests = [
+            Request(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": render(
+                            cfg.search_initial_prompt,
+                            it.lang,
+                            query=it.query,
+                            answer=it.answer,
+                            reflection=cfg.search_reflection,
+                        ),
+                    }
+                ],
+                prefill=f"{THINK_OPEN}\n{opener}",
+            )
+            for it, opener in zip(todo, openers, strict=True)
+        ]
+        sampling = Sampling(
+            n=1,
+            temperature=cfg.search_temperature,
+            top_p=cfg.search_top_p,
+            max_new_tokens=cfg.search_max_new_tokens,
+            seed=seed,
+            stop=[THINK_CLOSE],
+            repetition_penalty=cfg.search_repetition_penalty,
+        )
+        completions = self._generate(requests, sampling)
+        for it, opener, (completion,) in zip(todo, openers, completions, strict=True):
+            it.generated_tokens += completion.n_tokens
+            if completion.finish_reason == FINISH_ERROR:
+                it.drop("generator_error")
+                continue
+            text = completion.text
+            if text.lstrip().startswith(THINK_OPEN):  # a backend without pre-fill may repeat the tag
+                text = text.lstrip()[len(THINK_OPEN) :]
+                opener = ""
+            it.z0 = (opener + text).split(THINK_CLOSE, 1)[0].strip()
+            it.finished = completion.finish_reason != FINISH_LENGTH
+            it.segments, it.seps = split_trajectory(it.z0, cfg.search_segment_min_chars)
+            if completion.n_tokens < cfg.search_min_rollout_tokens:
+                it.drop("short_rollout")
+            elif not it.finished and self.filters.filter_end_of_thinking:
+                it.drop("end_of_thinking", STATUS_FILTERED)  # cut by the token limit: no search can fix that
+            elif any(tag in it.z0 for tag in _TAGS):
+                it.drop("malformed")
+            elif len(it.segments) <= 1:
+                it.drop("single_segment")
+            elif self._leaks(it.z0, it):
+                it.drop("leak")
+        scored = [it for it in todo if it.status == STATUS_OK]
+        results = self._score([(it, it.z0) for it in scored])
+        for it, result in zip(scored, results, strict=True):
+            if result.status != STATUS_OK:
+                it.drop(f"score_{result.status}")
+                continue
+            it.initial_score = it.score = result.score
+            it.initial_nll = it.nll = result.nll
+            if it.score < cfg.search_stop_thresh:
+                it.stop_reason = "threshold"
+
+    def _refine_step(self, active: list[_Item], step: int, seed: int) -> None:
+        cfg = self.config
+        requests, prefills = [], []
+        for it in active:
+            prefill = f"{ANALYZE_OPEN}\n" if cfg.search_edit_format == "analyze" else f"{REFINE_OPEN}\n"
+            if cfg.search_edit_format == "refine" and cfg.search_refine_lead_words and self.generator.sees_prefill:
+                prefill += lead_words(it.segments[step], cfg.search_refine_lead_words)
+            prefills.append(prefill)
+            before, after = it.thinking()[: self._offset(it, step)], it.thinking()[self._offset(it, step + 1) :]
+            prompt = render(
+                cfg.search_edit_prompt,
+                it.lang,
+                query=it.query,
+                answer=it.answer,
+                before=before.strip(),
+                target=it.segments[step],
+                after=after.strip(),
+                reflection=cfg.search_reflection,
+            )
+            requests.append(Request(messages=[{"role": "user", "content": prompt}], prefill=prefill))
+        sampling = Sampling(
+            n=cfg.search_num_expansion,
+            temperature=cfg.search_temperature,
+            top_p=cfg.search_top_p,
+            max_new_tokens=cfg.edit_max_new_tokens,
+            seed=seed,
+            # refine format: one paragraph, so a small model that runs on past it is cut at the blank line
+            stop=[REFINE_CLOSE, SEPARATOR] if cfg.search_edit_format == "refine" else [REFINE_CLOSE],
+            repetition_penalty=cfg.search_repetition_penalty,
+        )
+        completions = self._generate(requests, sampling)
+        pending: list[tuple[_Item, int, str]] = []  # (item, candidate slot, rewrite)
+        records = []
+        for it, samples, prefill in zip(active, completions, prefills, strict=True):
+            record = {
+                "segment": step,
+                "candidates": [None] * len(samples),
+                "candidate_scores": [None] * len(samples),
+                "candidate_status": [""] * len(samples),
+                "chosen": -1,
+                "accepted": False,
+                "score_after": it.score,
+            }
+            for k, completion in enumerate(samples):
+                it.generated_tokens += completion.n_tokens
+                rewrite, status = self._parse_rewrite(completion, prefill, it, step)
+                record["candidate_status"][k] = status
+                record["candidates"][k] = rewrite
+                if rewrite is not None:
+                    pending.append((it, k, rewrite))
+            records.append(record)
+        results = self._score([(it, it.thinking(step, rewrite)) for it, _, rewrite in pending])
+        best: dict[int, tuple[float, float, str, int]] = {}
+        by_item = {id(it): rec for it, rec in zip(active, records, strict=True)}
+        for (it, k, rewrite), result in zip(pending, results, strict=True):
+            record = by_item[id(it)]
+            record["candidate_status"][k] = "scored" if result.status == STATUS_OK else result.status
+            record["candidate_scores"][k] = result.score if not math.isnan(result.score) else None
+            if result.status == STATUS_OK and (id(it) not in best or result.score < best[id(it)][0]):
+                best[id(it)] = (result.score, result.nll, rewrite, k)
+        for it, record in zip(active, records, strict=True):
+            if id(it) in best:
+                record["chosen"] = best[id(it)][3]
+            if id(it) in best and best[id(it)][0] < it.score:  # greedy: the score never rises
+                score, nll, rewrite, _ = best[id(it)]
+                it.segments[step] = rewrite
+                if step > 0:
+                    it.seps[step - 1] = SEPARATOR
+                if step < len(it.seps):
+                    it.seps[step] = SEPARATOR
+                it.score, it.nll = score, nll
+                record["accepted"] = True
+            record["score_after"] = it.score
+            it.trace.append(record)
+            self.stats["candidates"] += len(record["candidate_status"])
+            self.stats["accepted"] += record["accepted"]
+            if it.score < cfg.search_stop_thresh:
+                it.stop_reason = "threshold"
+
+    def _finish(self, it: _Item) -> None:
+        if it.status != STATUS_OK:
+            return
+        z_star = it.thinking()
+        it.z_star_tokens = len(self.scorer.tokenizer(z_star, add_special_tokens=False)["input_ids"])
+        reason = check_thinking(z_star, it.finished, it.lang, self.filters, it.z_star_tokens)
+        if reason:
+            it.drop(reason, STATUS_FILTERED)
+
+    # ---- helpers --------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _offset(it: _Item, step: int) -> int:
+        """Character offset of segment ``step`` in the current trajectory (its end for ``step == len``)."""
+        offset = 0
+        for k in range(step):
+            offset += len(it.segments[k]) + (len(it.seps[k]) if k < len(it.seps) else 0)
+        return offset
+
+    def _parse_rewrite(self, completion, prefill: str, it: _Item, step: int) -> tuple[str | None, str]:
+        """The rewrite inside a completion, or None with the reason it was rejected."""
+        if completion.finish_reason == FINISH_ERROR:
+            return None, "generator_error"
+        if completion.finish_reason == FINISH_LENGTH:
+            return None, "truncated"
+        text = prefill + completion.text
+        if REFINE_OPEN not in text:
+            return None, "no_refine"
+        rewrite = text.rsplit(REFINE_OPEN, 1)[1].split(REFINE_CLOSE, 1)[0].strip()
+        if not rewrite:
+            return None, "empty_rewrite"
+        target = it.segments[step]
+        if self.config.search_edit_format == "refine" and SEPARATOR in target:
+            # refine stops at a blank line, so it rewrote the first paragraph of a merged segment; keep the rest
+            rewrite = rewrite + SEPARATOR + target.split(SEPARATOR, 1)[1]
+        if any(tag in rewrite for tag in _TAGS):
+            return None, "malformed"
+        if rewrite == it.segments[step].strip():
+            return None, "unchanged"
+        if self._leaks(rewrite, it):
+            return None, "leak"
+        return rewrite, "pending"
+
+    def _leaks(self, text: str, it: _Item) -> bool:
+        if not self.filters.filter_leak_guard:
+            return False
+        span = leaked_span(text, it.answer, self.filters.filter_leak_ngram, it.answer_lang, allowed=it.query)
+        return span is not None
+
+    def _generate(self, requests: list[Request], sampling: Sampling):
+        start = time.perf_counter()
+        out = self.generator.generate(requests, sampling)
+        self.stats["generator_calls"] += 1
+        self.stats["generator_seconds"] += time.perf_counter() - start
+        return out
+
+    def _score(self, pairs: list[tuple[_Item, str]]):
+        if not pairs:
+            return []
+        start = time.perf_counter()
+        results = self.scorer.score(
+            [it.query for it, _ in pairs], [z for _, z in pairs], [it.answer for it, _ in pairs]
+        )
+        self.stats["scorer_calls"] += 1
+        self.stats["scorer_seconds"] += time.perf_counter() - start
+        for (it, _), result in zip(pairs, results, strict=True):
+            it.scored_tokens += result.n_tokens
+            self.stats["scored_tokens"] += result.n_tokens
+        return results
+
+    def _columns(self, items: list[_Item]) -> dict[str, list]:
+        columns: dict[str, list] = {name: [] for name in search_features()}
+        for it in items:
+            z_star = it.thinking() if it.z0 is not None and it.segments else it.z0
+            kept = it.status == STATUS_OK
+            messages = self.to_messages(it.query, z_star, it.answer) if kept and self.to_messages else None
+            values = {
+                "language": it.lang,
+                "z0": it.z0,
+                "z_star": z_star,
+                "initial_score": it.initial_score,
+                "final_score": it.score,
+                "initial_nll": it.initial_nll,
+                "final_nll": it.nll,
+                "n_segments": len(it.segments) if it.z0 is not None else None,
+                "trace": it.trace,
+                "status": it.status,
+                "drop_reason": it.drop_reason,
+                "stop_reason": it.stop_reason,
+                "z_star_tokens": it.z_star_tokens,
+                "generated_tokens": it.generated_tokens,
+                "scored_tokens": it.scored_tokens,
+                "messages": messages,
+            }
+            for name, value in values.items():
+                columns[name].append(value)
+        return columns
