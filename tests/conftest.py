@@ -1,4 +1,5 @@
-"""Offline test bed: tiny Llama/Qwen3 models with a small byte-level BPE tokenizer built here, and the demo model."""
+"""Offline test bed: fixtures for tiny Llama/Qwen3 models with a small byte-level BPE tokenizer built here, and the
+demo model. The builders themselves are in ``testing_utils.py`` (import them from there, never from this file)."""
 
 from __future__ import annotations
 
@@ -20,63 +21,9 @@ atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=Tr
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
+from testing_utils import build_tiny_model, build_tiny_tokenizer  # noqa: E402
 
 from reer_hf.core.data import demo_pairs  # noqa: E402
-from reer_hf.core.models import chat_template  # noqa: E402
-
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
-EXTRA_CORPUS = [
-    "秋天的风吹过田野，树叶一片片落下。我想写一首关于秋天的诗。",
-    "好的，我来想一想这篇文章应该怎么写。嗯，也许可以从一个故事开始。",
-    "Hmm, maybe I should start with the reader. Wait, no, the goal comes first. 🍂✨🙂",
-    "You are a helpful assistant. Think step by step before you write the answer.",
-]
-
-
-def build_tiny_tokenizer(vocab_size: int = 512):
-    """A byte-level BPE tokenizer trained offline on the bundled pairs, with ChatML and think tokens as specials."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    corpus = [p["query"] + "\n\n" + p["answer"] for p in demo_pairs()] + EXTRA_CORPUS
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None, unk_token=None
-    )
-    tokenizer.chat_template = chat_template("chatml")
-    return tokenizer
-
-
-def build_tiny_model(arch: str, vocab_size: int, seed: int = 0):
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen3Config
-
-    common = dict(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=False,
-        pad_token_id=0,
-        eos_token_id=2,
-        bos_token_id=None,
-    )
-    config = LlamaConfig(**common) if arch == "llama" else Qwen3Config(head_dim=16, **common)
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
 
 
 @pytest.fixture(scope="session")

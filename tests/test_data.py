@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from testing_utils import write_jsonl
 
 from reer_hf.core.data import demo_pairs, load_pairs
 from reer_hf.core.segment import segment
@@ -18,11 +17,6 @@ def test_bundled_demo_pairs():
         assert set(pair) == {"id", "query", "answer"}
         assert len(segment(pair["answer"])) >= 3  # enough segments for the search and the scorer's context
     assert len(load_pairs()) == len(pairs)
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return str(path)
 
 
 def test_local_shapes(tmp_path):

@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import build_tiny_model
 from openai_server import OpenAIServer, ServerReply
+from testing_utils import build_tiny_model
 
 from reer_hf.core.text import split_thinking
 from reer_hf.evaluation import report as rp

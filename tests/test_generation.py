@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 import torch
-from conftest import build_tiny_model
 from openai_server import OpenAIServer, ServerReply, completion_body, scripted
+from testing_utils import build_tiny_model
 
 from reer_hf.synthesis.config import GeneratorConfig
 from reer_hf.synthesis.generation import (

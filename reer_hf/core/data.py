@@ -47,6 +47,7 @@ def load_pairs(
     """
     from datasets import Dataset, load_dataset
 
+    source = str(source)
     if source == DEMO_DATASET:
         ds = Dataset.from_list(demo_pairs())
     elif Path(source).suffix in (".jsonl", ".json", ".parquet"):
