@@ -54,9 +54,10 @@ def split_thinking(text: str) -> ThinkingSplit:
 
     The thinking is what precedes the first closing marker (``</think>``, or OpenThoughts' ``<|end_of_thought|>``),
     without its opening marker (a chat template may have pre-filled that); the answer is what follows the last one,
-    without an answer wrapper, so no part of a thinking ever reaches a reference answer or a judged one. A text that opens a thinking and never closes it is unfinished: no answer. A text
-    without markers is all answer.
+    without an answer wrapper, so no part of a thinking ever reaches a reference answer or a judged one. A text that
+    opens a thinking and never closes it is unfinished: no answer. A text without markers is all answer.
     """
+
     for open_tag, close_tag in THINKING_MARKERS:
         end = text.find(close_tag)
         if end >= 0:
