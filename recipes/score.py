@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import logging
 
-from trl import TrlParser
-
+from reer_hf.core.parser import RecipeParser
 from reer_hf.scoring.config import ScorerConfig, ScoreScriptArguments
 from reer_hf.scoring.dataset import score_dataset
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((ScoreScriptArguments, ScorerConfig))
+def make_parser() -> RecipeParser:
+    return RecipeParser((ScoreScriptArguments, ScorerConfig))
 
 
 def main(script_args: ScoreScriptArguments, scorer_config: ScorerConfig) -> dict:

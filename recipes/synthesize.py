@@ -17,15 +17,14 @@ from __future__ import annotations
 import json
 import logging
 
-from trl import TrlParser
-
+from reer_hf.core.parser import RecipeParser
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.runner import synthesize
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((SynthesisScriptArguments, GeneratorConfig, SearchConfig, FilterConfig, ScorerConfig))
+def make_parser() -> RecipeParser:
+    return RecipeParser((SynthesisScriptArguments, GeneratorConfig, SearchConfig, FilterConfig, ScorerConfig))
 
 
 def main(args, gen_cfg, search_cfg, filter_cfg, scorer_cfg) -> dict | None:

@@ -9,11 +9,13 @@ import typing
 from functools import cache
 from typing import Any, Literal
 
-__all__ = ["RESUME_SAFE", "check_choices", "choices", "resume_safe_names", "semantic_options"]
+__all__ = ["OWN_METADATA", "RESUME_SAFE", "check_choices", "choices", "resume_safe_names", "semantic_options"]
 
 #: Field metadata key: the option changes how a run is operated (where it writes, how fast, on which device), not
 #: what it writes, so a resumed run may change it without voiding the work already done.
 RESUME_SAFE = "resume_safe"
+#: Our own metadata keys, which the recipe parser keeps off the command line.
+OWN_METADATA = frozenset({RESUME_SAFE})
 
 
 @cache

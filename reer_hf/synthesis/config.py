@@ -8,15 +8,17 @@ them without voiding the pieces already searched.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from reer_hf.core.formats import ASSISTANT_FORMAT, PAPER_SYSTEM_PROMPT, check_assistant_format
 from reer_hf.core.models import DEMO_MODEL
+from reer_hf.core.options import check_choices
 from reer_hf.core.segment import MIN_SEGMENT_CHARS
 
 
 @dataclass
 class GeneratorConfig:
-    """The generator LLM that writes initial trajectories and segment rewrites (REER.md section 3)."""
+    """The generator LLM that writes initial trajectories and segment rewrites (the paper, section 3)."""
 
     generator_model: str = field(
         default=DEMO_MODEL,
@@ -25,12 +27,14 @@ class GeneratorConfig:
             "name the server knows (openai). The paper uses Qwen2.5-32B-Instruct."
         },
     )
-    generator_backend: str = field(
+    generator_backend: Literal["transformers", "vllm", "openai"] = field(
         default="transformers",
         metadata={"help": "transformers (local generate), vllm (offline engine; GPU, optional) or openai (a server)."},
     )
     generator_dtype: str = field(default="auto", metadata={"help": "auto, bf16, fp16 or fp32 (local backends)."})
-    generator_device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ... (transformers)."})
+    generator_device: str = field(
+        default="auto", metadata={"resume_safe": True, "help": "auto, cpu, cuda, cuda:1, ... (transformers)."}
+    )
     generator_attn_implementation: str | None = field(
         default=None, metadata={"help": "Attention kernel of the transformers backend; None: the default."}
     )
@@ -38,12 +42,14 @@ class GeneratorConfig:
         default=16, metadata={"help": "Prompts per transformers generate() call (each with its n samples)."}
     )
     generator_base_url: str = field(
-        default="http://localhost:8000/v1", metadata={"help": "OpenAI-compatible endpoint (openai backend)."}
+        default="http://localhost:8000/v1",
+        metadata={"resume_safe": True, "help": "OpenAI-compatible endpoint (openai backend)."},
     )
     generator_api_key_env: str = field(
-        default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the API key (openai backend)."}
+        default="OPENAI_API_KEY",
+        metadata={"resume_safe": True, "help": "Environment variable holding the API key (openai backend)."},
     )
-    generator_prefill_mode: str = field(
+    generator_prefill_mode: Literal["continue", "completions", "none"] = field(
         default="continue",
         metadata={
             "help": "How the openai backend pre-fills the assistant turn: continue (chat API with "
@@ -52,23 +58,29 @@ class GeneratorConfig:
             "prepended to the reply)."
         },
     )
-    generator_max_concurrency: int = field(default=32, metadata={"help": "Requests in flight at once (openai)."})
-    generator_max_retries: int = field(
-        default=5, metadata={"help": "Retries of a request on network errors (openai); other errors are recorded."}
+    generator_max_concurrency: int = field(
+        default=32, metadata={"resume_safe": True, "help": "Requests in flight at once (openai)."}
     )
-    generator_timeout: float = field(default=900.0, metadata={"help": "Seconds per request (openai)."})
+    generator_max_retries: int = field(
+        default=5,
+        metadata={
+            "resume_safe": True,
+            "help": "Retries of a request on network errors (openai); other errors are recorded.",
+        },
+    )
+    generator_timeout: float = field(
+        default=900.0, metadata={"resume_safe": True, "help": "Seconds per request (openai)."}
+    )
     generator_vllm_kwargs: dict | None = field(
         default=None,
-        metadata={"help": "Extra vllm.LLM(...) arguments (tensor_parallel_size, gpu_memory_utilization)."},
+        metadata={
+            "resume_safe": True,
+            "help": "Extra vllm.LLM(...) arguments (tensor_parallel_size, gpu_memory_utilization).",
+        },
     )
 
     def __post_init__(self):
-        if self.generator_backend not in ("transformers", "vllm", "openai"):
-            raise ValueError(f"generator_backend must be transformers, vllm or openai, got {self.generator_backend!r}")
-        if self.generator_prefill_mode not in ("continue", "completions", "none"):
-            raise ValueError(
-                f"generator_prefill_mode must be continue, completions or none, got {self.generator_prefill_mode!r}"
-            )
+        check_choices(self)
         if min(self.generator_batch_size, self.generator_max_concurrency) < 1 or self.generator_max_retries < 0:
             raise ValueError("generator_batch_size and generator_max_concurrency must be >= 1, max_retries >= 0")
 
@@ -81,7 +93,7 @@ PAPER_OPENER_WEIGHTS_ZH = [0.5, 0.5]
 
 @dataclass
 class SearchConfig:
-    """The REER iterative local search (REER.md sections 3-5); defaults are the paper's."""
+    """The REER iterative local search (the paper, sections 3-5); defaults are the paper's."""
 
     search_num_expansion: int = field(default=2, metadata={"help": "K: rewrites proposed per segment."})
     search_max_step: int = field(default=10, metadata={"help": "Segments refined, left to right, at most."})
@@ -122,7 +134,7 @@ class SearchConfig:
         default=True,
         metadata={"help": "Ask for human-like reflection phrases; false gives the 'no reflection tokens' ablation."},
     )
-    search_edit_format: str = field(
+    search_edit_format: Literal["analyze", "refine"] = field(
         default="analyze",
         metadata={
             "help": "analyze (paper: the reply is pre-filled with '<analyze>' and the rewrite is the last "
@@ -136,10 +148,9 @@ class SearchConfig:
     search_seed: int = field(default=42, metadata={"help": "Seed of openers and sampling (per map batch and step)."})
 
     def __post_init__(self):
+        check_choices(self)
         if self.search_num_expansion < 1 or self.search_max_step < 0:
             raise ValueError("search_num_expansion must be >= 1 and search_max_step >= 0")
-        if self.search_edit_format not in ("analyze", "refine"):
-            raise ValueError(f"search_edit_format must be analyze or refine, got {self.search_edit_format!r}")
         for lang in ("en", "zh"):
             openers, weights = getattr(self, f"search_openers_{lang}"), getattr(self, f"search_opener_weights_{lang}")
             if not openers or len(openers) != len(weights) or min(weights) < 0 or sum(weights) <= 0:
@@ -154,7 +165,7 @@ class SearchConfig:
 
 @dataclass
 class FilterConfig:
-    """Quality filters of the synthesized data (REER.md section 6); each one switchable and counted."""
+    """Quality filters of the synthesized data (the paper, section 6); each one switchable and counted."""
 
     filter_end_of_thinking: bool = field(
         default=True,
@@ -231,10 +242,14 @@ class SynthesisScriptArguments:
     )
     output_dir: str = field(
         default="outputs/synthesis-demo",
-        metadata={"help": "Where the dataset (save_to_disk and parquet), summary, plot, card and pieces go."},
+        metadata={
+            "resume_safe": True,
+            "help": "Where the dataset (save_to_disk and parquet), summary, plot, card and pieces go.",
+        },
     )
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Start over even if output_dir holds pieces of an earlier run."}
+        default=False,
+        metadata={"resume_safe": True, "help": "Start over even if output_dir holds pieces of an earlier run."},
     )
     messages_system_prompt: str | None = field(
         default=PAPER_SYSTEM_PROMPT, metadata={"help": "System turn of the SFT messages column; None: none."}
@@ -242,26 +257,42 @@ class SynthesisScriptArguments:
     messages_assistant_format: str = field(
         default=ASSISTANT_FORMAT,
         metadata={
-            "help": "Assistant turn of the messages column, with {thinking} once and {answer}; the default is the "
-            "format the SFT recipe trains on (reer_assistant_format), the paper's <think>...</think><answer>...</answer>."
+            "help": "Assistant turn of the messages column, with {thinking} once and {answer}; the default is "
+            "the format the SFT recipe trains on (reer_assistant_format), the paper's "
+            "<think>...</think><answer>...</answer>."
         },
     )
-    dataset_pretty_name: str = field(default="REER deep-thinking trajectories", metadata={"help": "Card title."})
+    dataset_pretty_name: str = field(
+        default="REER deep-thinking trajectories", metadata={"resume_safe": True, "help": "Card title."}
+    )
     source_license: str = field(
-        default="other", metadata={"help": "Licence of the source pairs (SPDX id or 'other'); goes into the card."}
+        default="other",
+        metadata={
+            "resume_safe": True,
+            "help": "Licence of the source pairs (SPDX id or 'other'); goes into the card.",
+        },
     )
     source_description: str | None = field(
-        default=None, metadata={"help": "Where the source pairs come from (a sentence for the card)."}
+        default=None,
+        metadata={"resume_safe": True, "help": "Where the source pairs come from (a sentence for the card)."},
     )
-    push_to_hub: bool = field(default=False, metadata={"help": "Push the kept rows, the card and the plot."})
-    hub_dataset_id: str | None = field(default=None, metadata={"help": "Hub repo id, e.g. me/deepwriting-mine."})
+    push_to_hub: bool = field(
+        default=False, metadata={"resume_safe": True, "help": "Push the kept rows, the card and the plot."}
+    )
+    hub_dataset_id: str | None = field(
+        default=None, metadata={"resume_safe": True, "help": "Hub repo id, e.g. me/deepwriting-mine."}
+    )
     hub_config_name: str | None = field(
-        default=None, metadata={"help": "Hub config name; None: one built from the key hyperparameters."}
+        default=None,
+        metadata={"resume_safe": True, "help": "Hub config name; None: one built from the key hyperparameters."},
     )
-    hub_private: bool = field(default=False, metadata={"help": "Create the Hub repo as private."})
+    hub_private: bool = field(default=False, metadata={"resume_safe": True, "help": "Create the Hub repo as private."})
     merge_timeout: float = field(
         default=7 * 24 * 3600.0,
-        metadata={"help": "Seconds the main process waits for the other processes' pieces before giving up."},
+        metadata={
+            "resume_safe": True,
+            "help": "Seconds the main process waits for the other processes' pieces before giving up.",
+        },
     )
 
     def __post_init__(self):

@@ -16,49 +16,23 @@ import json
 import logging
 import os
 import shutil
-import statistics
 import time
 from collections import Counter
 from pathlib import Path
 
+from reer_hf.core.cards import push_dataset
 from reer_hf.core.data import load_pairs
 from reer_hf.core.formats import to_messages
+from reer_hf.core.options import semantic_options
 from reer_hf.scoring.config import ScorerConfig
+from reer_hf.scoring.scorer import Scorer
 from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.filters import pair_key
-from reer_hf.synthesis.search import STATUS_OK, Searcher, search_features
+from reer_hf.synthesis.generation import build_generator
+from reer_hf.synthesis.outputs import config_name, save_outputs, summarize
+from reer_hf.synthesis.search import Searcher, search_features
 
 logger = logging.getLogger(__name__)
-
-# Options that change how a run is operated, not what it writes: a resumed run may change them.
-_OPERATIONAL = {
-    "output_dir",
-    "overwrite_output_dir",
-    "push_to_hub",
-    "hub_dataset_id",
-    "hub_config_name",
-    "hub_private",
-    "merge_timeout",
-    "dataset_pretty_name",
-    "source_license",
-    "source_description",
-    "generator_base_url",
-    "generator_api_key_env",
-    "generator_max_concurrency",
-    "generator_max_retries",
-    "generator_timeout",
-    "scorer_device",
-    "generator_device",
-    # speed and memory knobs: lowering them after an out-of-memory crash must not void the finished pieces
-    "scorer_token_budget",
-    "scorer_carry_prefixes",
-    "scorer_pad_batches",
-    "scorer_fast_attention",
-    "scorer_attn_implementation",
-    "scorer_logits_chunk",
-    "scorer_vllm_kwargs",
-    "generator_vllm_kwargs",
-}
 
 
 @dataclasses.dataclass
@@ -77,10 +51,26 @@ def run_config(*configs) -> dict:
     return {k: v for c in configs for k, v in dataclasses.asdict(c).items()}
 
 
-def fingerprint(config: dict, data_hash: str) -> str:
-    """What a piece depends on: the semantic options and the rows themselves."""
-    semantic = {k: v for k, v in sorted(config.items()) if k not in _OPERATIONAL}
+def fingerprint(configs: tuple, data_hash: str) -> str:
+    """What a piece depends on: the options that decide what a run writes (all but those whose field metadata says
+    ``resume_safe``) and the rows themselves."""
+    semantic = dict(sorted(semantic_options(*configs).items()))
     return hashlib.sha256(json.dumps([semantic, data_hash], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def follow_reflection_switch(search_cfg: SearchConfig, scorer_cfg: ScorerConfig) -> ScorerConfig:
+    """The scorer config with ``scorer_reflection`` following ``search_reflection``: the "no reflection tokens"
+    ablation is one switch, which removes the reflection request from the generator's prompts and from the scorer's
+    inference template alike. Setting the two to different values is refused: a run scored against a template that
+    asks for what the prompts forbade (or the reverse) is no run of the paper's."""
+    if scorer_cfg.scorer_reflection is None:
+        return dataclasses.replace(scorer_cfg, scorer_reflection=search_cfg.search_reflection)
+    if scorer_cfg.scorer_reflection != search_cfg.search_reflection:
+        raise ValueError(
+            f"scorer_reflection={scorer_cfg.scorer_reflection} contradicts search_reflection="
+            f"{search_cfg.search_reflection}: leave scorer_reflection unset (it follows search_reflection)"
+        )
+    return scorer_cfg
 
 
 def mark_duplicates(ds, enabled: bool = True):
@@ -114,9 +104,6 @@ def _atomic_write(path: Path, write) -> None:
 
 def build_components(gen_cfg: GeneratorConfig, scorer_cfg: ScorerConfig, device: str | None = None):
     """The generator and the scorer; one transformers model serves both roles when they name the same model."""
-    from reer_hf.scoring.scorer import Scorer
-    from reer_hf.synthesis.generation import build_generator
-
     if device and scorer_cfg.scorer_device == "auto":
         scorer_cfg = dataclasses.replace(scorer_cfg, scorer_device=device)
     if device and gen_cfg.generator_device == "auto":
@@ -169,11 +156,13 @@ def synthesize(
     if clashes:
         ds = ds.rename_columns({c: f"source_{c}" for c in clashes})
     ds, data_hash = mark_duplicates(ds, filter_cfg.filter_dedup)
-    config = run_config(args, gen_cfg, search_cfg, filter_cfg, scorer_cfg)
+    scorer_cfg = follow_reflection_switch(search_cfg, scorer_cfg)
+    configs = (args, gen_cfg, search_cfg, filter_cfg, scorer_cfg)
+    config = run_config(*configs)
     out = Path(args.output_dir)
     pieces_dir = out / "pieces"
     if is_main:
-        _prepare(pieces_dir, fingerprint(config, data_hash), args.overwrite_output_dir)
+        _prepare(pieces_dir, fingerprint(configs, data_hash), args.overwrite_output_dir)
         if scorer_cfg.scorer_carry_prefixes < args.map_batch_size:
             logger.warning(
                 "scorer_carry_prefixes (%d) < map_batch_size (%d): the rows' prefix caches cannot all be carried "
@@ -231,8 +220,6 @@ def synthesize(
     summary["hub_config_name"] = args.hub_config_name or config_name(search_cfg, scorer_cfg, gen_cfg)
     folder = save_outputs(merged, summary, config, args, out)
     if args.push_to_hub:
-        from reer_hf.core.cards import push_dataset
-
         if folder is None:
             raise ValueError("Nothing to push: the run produced no rows")
         summary["hub_url"] = push_dataset(folder, args.hub_dataset_id, summary["hub_config_name"], args.hub_private)
@@ -322,133 +309,3 @@ def _piece_stats(pieces: list[Piece], pieces_dir: Path) -> Counter:
         if path.exists():
             total.update(json.loads(path.read_text()))
     return total
-
-
-def _quantiles(values: list[float]) -> dict:
-    if not values:
-        return {"n": 0}
-    values = sorted(values)
-    q = statistics.quantiles(values, n=10) if len(values) > 1 else [values[0]] * 9
-    return {
-        "n": len(values),
-        "mean": round(statistics.fmean(values), 4),
-        "median": round(statistics.median(values), 4),
-        "p10": round(q[0], 4),
-        "p90": round(q[-1], 4),
-        "min": round(values[0], 4),
-        "max": round(values[-1], 4),
-    }
-
-
-def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
-    """The run summary: counts by status and reason, scores before/after, acceptance per step, tokens and times."""
-    columns = (
-        "status",
-        "drop_reason",
-        "trace",
-        "initial_score",
-        "final_score",
-        "generated_tokens",
-        "scored_tokens",
-        "language",
-    )
-    data = {c: ds[c] if ds is not None else [] for c in columns}
-    rows = len(data["status"])
-    status = Counter(data["status"])
-    reasons = Counter(f"{s}:{r}" for s, r in zip(data["status"], data["drop_reason"], strict=True) if r)
-    filters = Counter(r for s, r in zip(data["status"], data["drop_reason"], strict=True) if s == "filtered")
-    filters["dedup"] = status.get("duplicate", 0)
-    filters["leak_trajectory"] = reasons.get("dropped:leak", 0)
-    candidates: Counter = Counter()
-    attempts: Counter = Counter()
-    accepted: Counter = Counter()
-    initial, final, improved = [], [], 0
-    for row_status, trace, s0, s1 in zip(
-        data["status"], data["trace"], data["initial_score"], data["final_score"], strict=True
-    ):
-        for step in trace:
-            candidates.update(step["candidate_status"])
-            attempts[step["segment"]] += 1
-            accepted[step["segment"]] += step["accepted"]
-        if s0 is not None and s1 is not None and row_status in (STATUS_OK, "filtered"):
-            initial.append(s0)
-            final.append(s1)
-            improved += s1 < s0
-    searched = len(initial)
-    filters["leak_rewrite"] = candidates.get("leak", 0)
-    kept = status.get(STATUS_OK, 0)
-    return {
-        "rows": rows,
-        "kept": kept,
-        "status": dict(status),
-        "languages": dict(Counter(data["language"])),
-        "drop_reasons": dict(sorted(reasons.items())),
-        "filters": dict(filters),
-        "candidates": dict(candidates),
-        "initial_score": _quantiles(initial),
-        "final_score": _quantiles(final),
-        "rows_improved": improved,
-        "rows_scored": searched,
-        "mean_score_drop": round(statistics.fmean(a - b for a, b in zip(initial, final, strict=True)), 4)
-        if initial
-        else None,
-        "acceptance_per_step": {
-            str(k): {"attempted": attempts[k], "accepted": accepted[k], "rate": round(accepted[k] / attempts[k], 3)}
-            for k in sorted(attempts)
-        },
-        "generator_calls": stats.get("generator_calls", 0),
-        "generator_requests": stats.get("generator_requests", 0),
-        "generator_errors": stats.get("generator_errors", 0),
-        "generator_retries": stats.get("generator_retries", 0),
-        "scorer_calls": stats.get("scorer_calls", 0),
-        "generated_tokens": sum(data["generated_tokens"]),
-        "scored_tokens": sum(data["scored_tokens"]),
-        "generator_seconds": round(stats.get("generator_seconds", 0.0), 2),
-        "scorer_seconds": round(stats.get("scorer_seconds", 0.0), 2),
-        "search_seconds": round(stats.get("wall_seconds", 0.0), 2),
-        "wall_seconds": round(wall_seconds, 2),
-        "rows_per_second": round(rows / stats["wall_seconds"], 4) if stats.get("wall_seconds") else None,
-    }
-
-
-def config_name(search_cfg: SearchConfig, scorer_cfg: ScorerConfig, gen_cfg: GeneratorConfig) -> str:
-    """A Hub config name that carries the key hyperparameters, e.g. ``qwen3-8b-base-k2-s10-t0.25``."""
-    import re
-
-    def short(model: str) -> str:
-        return model.rstrip("/").split("/")[-1].split(":")[-1].lower()
-
-    scorer = short(scorer_cfg.scorer_model)
-    parts = [
-        scorer,
-        f"k{search_cfg.search_num_expansion}",
-        f"s{search_cfg.search_max_step}",
-        f"t{search_cfg.search_stop_thresh:g}",
-    ]
-    if not search_cfg.search_reflection:
-        parts.append("noreflect")
-    if search_cfg.search_edit_format != "analyze":
-        parts.append(search_cfg.search_edit_format)
-    if short(gen_cfg.generator_model) != scorer:
-        parts.append(f"gen-{short(gen_cfg.generator_model)}")
-    return re.sub(r"[^a-z0-9._-]+", "-", "-".join(parts))
-
-
-def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments, out: Path) -> Path | None:
-    """The dataset (save_to_disk and parquet), the summary JSON, the plot, the dataset card, and the local image of
-    the Hub repo (``out/hub``, which ``--push_to_hub`` uploads as it is); returns that folder."""
-    from reer_hf.core.cards import hub_folder, render_dataset_card
-    from reer_hf.synthesis.plots import plot_scores
-
-    out.mkdir(parents=True, exist_ok=True)
-    if ds is not None:
-        if (out / "dataset").exists():
-            shutil.rmtree(out / "dataset")
-        ds.save_to_disk(str(out / "dataset"))
-        ds.to_parquet(str(out / "reer.parquet"))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-    if ds is not None and len(ds):
-        plot_scores(ds, out / "scores.png")
-    card = render_dataset_card(summary, config, args)
-    card.save(str(out / "README.md"))
-    return hub_folder(ds, out, summary["hub_config_name"], card) if ds is not None else None

@@ -1,0 +1,143 @@
+"""What a finished synthesis run leaves behind: its summary (counts, scores, filters, timings), the Hub config name
+built from its key options, and the output folder (dataset, parquet, summary, plot, card, Hub folder)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+from collections import Counter
+from pathlib import Path
+
+from reer_hf.core.cards import hub_folder, render_dataset_card
+from reer_hf.scoring.config import ScorerConfig
+from reer_hf.synthesis.config import GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.plots import plot_scores
+from reer_hf.synthesis.search import STATUS_OK
+
+
+def _quantiles(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    values = sorted(values)
+    q = statistics.quantiles(values, n=10) if len(values) > 1 else [values[0]] * 9
+    return {
+        "n": len(values),
+        "mean": round(statistics.fmean(values), 4),
+        "median": round(statistics.median(values), 4),
+        "p10": round(q[0], 4),
+        "p90": round(q[-1], 4),
+        "min": round(values[0], 4),
+        "max": round(values[-1], 4),
+    }
+
+
+def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
+    """The run summary: counts by status and reason, scores before/after, acceptance per step, tokens and times."""
+    columns = (
+        "status",
+        "drop_reason",
+        "trace",
+        "initial_score",
+        "final_score",
+        "generated_tokens",
+        "scored_tokens",
+        "language",
+    )
+    data = {c: ds[c] if ds is not None else [] for c in columns}
+    rows = len(data["status"])
+    status = Counter(data["status"])
+    reasons = Counter(f"{s}:{r}" for s, r in zip(data["status"], data["drop_reason"], strict=True) if r)
+    filters = Counter(r for s, r in zip(data["status"], data["drop_reason"], strict=True) if s == "filtered")
+    filters["dedup"] = status.get("duplicate", 0)
+    filters["leak_trajectory"] = reasons.get("dropped:leak", 0)
+    candidates: Counter = Counter()
+    attempts: Counter = Counter()
+    accepted: Counter = Counter()
+    initial, final, improved = [], [], 0
+    for row_status, trace, s0, s1 in zip(
+        data["status"], data["trace"], data["initial_score"], data["final_score"], strict=True
+    ):
+        for step in trace:
+            candidates.update(step["candidate_status"])
+            attempts[step["segment"]] += 1
+            accepted[step["segment"]] += step["accepted"]
+        if s0 is not None and s1 is not None and row_status in (STATUS_OK, "filtered"):
+            initial.append(s0)
+            final.append(s1)
+            improved += s1 < s0
+    searched = len(initial)
+    filters["leak_rewrite"] = candidates.get("leak", 0)
+    kept = status.get(STATUS_OK, 0)
+    return {
+        "rows": rows,
+        "kept": kept,
+        "status": dict(status),
+        "languages": dict(Counter(data["language"])),
+        "drop_reasons": dict(sorted(reasons.items())),
+        "filters": dict(filters),
+        "candidates": dict(candidates),
+        "initial_score": _quantiles(initial),
+        "final_score": _quantiles(final),
+        "rows_improved": improved,
+        "rows_scored": searched,
+        "mean_score_drop": round(statistics.fmean(a - b for a, b in zip(initial, final, strict=True)), 4)
+        if initial
+        else None,
+        "acceptance_per_step": {
+            str(k): {"attempted": attempts[k], "accepted": accepted[k], "rate": round(accepted[k] / attempts[k], 3)}
+            for k in sorted(attempts)
+        },
+        "generator_calls": stats.get("generator_calls", 0),
+        "generator_requests": stats.get("generator_requests", 0),
+        "generator_errors": stats.get("generator_errors", 0),
+        "generator_retries": stats.get("generator_retries", 0),
+        "scorer_calls": stats.get("scorer_calls", 0),
+        "generated_tokens": sum(data["generated_tokens"]),
+        "scored_tokens": sum(data["scored_tokens"]),
+        "generator_seconds": round(stats.get("generator_seconds", 0.0), 2),
+        "scorer_seconds": round(stats.get("scorer_seconds", 0.0), 2),
+        "search_seconds": round(stats.get("wall_seconds", 0.0), 2),
+        "wall_seconds": round(wall_seconds, 2),
+        "rows_per_second": round(rows / stats["wall_seconds"], 4) if stats.get("wall_seconds") else None,
+    }
+
+
+def config_name(search_cfg: SearchConfig, scorer_cfg: ScorerConfig, gen_cfg: GeneratorConfig) -> str:
+    """A Hub config name that carries the key hyperparameters, e.g. ``qwen3-8b-base-k2-s10-t0.25``."""
+
+    def short(model: str) -> str:
+        return model.rstrip("/").split("/")[-1].split(":")[-1].lower()
+
+    scorer = short(scorer_cfg.scorer_model)
+    parts = [
+        scorer,
+        f"k{search_cfg.search_num_expansion}",
+        f"s{search_cfg.search_max_step}",
+        f"t{search_cfg.search_stop_thresh:g}",
+    ]
+    if not search_cfg.search_reflection:
+        parts.append("noreflect")
+    if search_cfg.search_edit_format != "analyze":
+        parts.append(search_cfg.search_edit_format)
+    if short(gen_cfg.generator_model) != scorer:
+        parts.append(f"gen-{short(gen_cfg.generator_model)}")
+    return re.sub(r"[^a-z0-9._-]+", "-", "-".join(parts))
+
+
+def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments, out: Path) -> Path | None:
+    """The dataset (save_to_disk and parquet), the summary JSON, the plot, the dataset card, and the local image of
+    the Hub repo (``out/hub``, which ``--push_to_hub`` uploads as it is); returns that folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    if ds is not None:
+        if (out / "dataset").exists():
+            shutil.rmtree(out / "dataset")
+        ds.save_to_disk(str(out / "dataset"))
+        ds.to_parquet(str(out / "reer.parquet"))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    if ds is not None and len(ds):
+        plot_scores(ds, out / "scores.png")
+    card = render_dataset_card(summary, config, args)
+    card.save(str(out / "README.md"))
+    return hub_folder(ds, out, summary["hub_config_name"], card) if ds is not None else None
