@@ -26,7 +26,7 @@ from pathlib import Path
 # Python puts this script's folder first on sys.path, where this file would shadow the `evaluate` library.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from trl import TrlParser  # noqa: E402
+from reer_hf.core.parser import RecipeParser  # noqa: E402
 
 from reer_hf.evaluation.config import EvaluationScriptArguments  # noqa: E402
 from reer_hf.evaluation.judge import JudgeConfig  # noqa: E402
@@ -34,8 +34,8 @@ from reer_hf.evaluation.run import evaluate  # noqa: E402
 from reer_hf.synthesis.config import GeneratorConfig  # noqa: E402
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((EvaluationScriptArguments, GeneratorConfig, JudgeConfig))
+def make_parser() -> RecipeParser:
+    return RecipeParser((EvaluationScriptArguments, GeneratorConfig, JudgeConfig))
 
 
 def main(args, gen_cfg, judge_cfg) -> dict:

@@ -63,6 +63,7 @@ def test_recipe_parses_and_rejects_unknown_keys(path, tmp_path):
         parser_of(script).parse_args_and_config(["--config", str(bad), *on_cpu])
 
 
+@pytest.mark.slow
 def test_score_recipe_cli(tiny_llama_dir, tmp_path):
     out = tmp_path / "scored"
     cmd = [

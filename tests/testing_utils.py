@@ -10,6 +10,9 @@ import torch
 from reer_hf.core.data import demo_pairs
 from reer_hf.core.models import chat_template
 
+#: The repository's root folder (tests run from any working directory).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
 EXTRA_CORPUS = [
     "秋天的风吹过田野，树叶一片片落下。我想写一首关于秋天的诗。",

@@ -55,7 +55,7 @@ def split_thinking(text: str) -> ThinkingSplit:
     The thinking is what precedes the first closing marker (``</think>``, or OpenThoughts' ``<|end_of_thought|>``),
     without its opening marker (a chat template may have pre-filled that); the answer is what follows the last one,
     without an answer wrapper, so no part of a thinking ever reaches a reference answer or a judged one. A text that
-    opens a thinking and never closes it is unfinished: no answer. A text without markers is all answer.
+    opens a thinking and never closes it is unfinished: no answer. A text without markers is all answer (unwrapped).
     """
 
     for open_tag, close_tag in THINKING_MARKERS:
@@ -69,7 +69,7 @@ def split_thinking(text: str) -> ThinkingSplit:
     for open_tag, _ in THINKING_MARKERS:
         if stripped.startswith(open_tag):
             return ThinkingSplit(stripped[len(open_tag) :].strip(), "", False)
-    return ThinkingSplit(None, text.strip(), True)
+    return ThinkingSplit(None, unwrap_answer(text), True)
 
 
 def strip_thinking(text: str) -> str:

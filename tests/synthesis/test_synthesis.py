@@ -12,12 +12,14 @@ import pytest
 from datasets import load_from_disk
 from openai_server import OpenAIServer
 from test_search import ANSWER, QUERY, Writer
+from testing_utils import REPO_ROOT
 
 import reer_hf.synthesis.runner as synthesis
 from reer_hf.scoring.config import ScorerConfig
+from reer_hf.scoring.scorer import Scorer
 from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +71,7 @@ def crash_after(monkeypatch, pieces: int):
     monkeypatch.setattr(synthesis, "_search_piece", flaky)
 
 
+@pytest.mark.slow
 def test_run_outputs_resume_and_card(tmp_path, pairs_file, tiny_llama_dir, monkeypatch):
     with OpenAIServer(Writer()) as server:
         full = configs(tmp_path / "full", pairs_file, tiny_llama_dir, scripted(server))
@@ -127,6 +130,7 @@ def test_run_outputs_resume_and_card(tmp_path, pairs_file, tiny_llama_dir, monke
         synthesis.synthesize(*full, process_index=0, num_processes=1)
 
 
+@pytest.mark.slow
 def test_processes_take_their_shards_and_the_main_one_merges(tmp_path, pairs_file, tiny_llama_dir):
     with OpenAIServer(Writer()) as server:
         single = configs(tmp_path / "single", pairs_file, tiny_llama_dir, scripted(server))
@@ -143,6 +147,7 @@ def test_processes_take_their_shards_and_the_main_one_merges(tmp_path, pairs_fil
     assert a.to_list() == b.to_list()
 
 
+@pytest.mark.slow
 def test_resume_with_real_sampling_is_identical(tmp_path, pairs_file, tiny_llama_dir, monkeypatch):
     """The transformers generator samples for real: seeds per map batch make a resumed run write the same data."""
     generator = GeneratorConfig(generator_model=str(tiny_llama_dir), generator_dtype="fp32", generator_device="cpu")
@@ -173,6 +178,20 @@ def test_config_name_carries_the_key_hyperparameters():
     assert ablation == "smollm2-135m-k4-s10-t0.25-noreflect"
 
 
+def test_one_switch_for_the_no_reflection_ablation(tiny_tokenizer):
+    off = SearchConfig(search_reflection=False)
+    scorer_cfg = synthesis.follow_reflection_switch(off, ScorerConfig())
+    assert scorer_cfg.scorer_reflection is False
+    assert synthesis.follow_reflection_switch(SearchConfig(), ScorerConfig()).scorer_reflection is True
+    with pytest.raises(ValueError, match="leave scorer_reflection unset"):
+        synthesis.follow_reflection_switch(off, ScorerConfig(scorer_reflection=True))
+    query = "Write a short story about a lighthouse keeper."
+    asks = Scorer(tiny_tokenizer, ScorerConfig(), backend=lambda rows: []).context(query)
+    silent = Scorer(tiny_tokenizer, scorer_cfg, backend=lambda rows: []).context(query)
+    assert asks != silent and query in silent
+
+
+@pytest.mark.slow
 def test_synthesize_recipe_cli(tmp_path, tiny_llama_dir):
     out = tmp_path / "cli"
     cmd = [
