@@ -1,4 +1,5 @@
-"""DeepWriter SFT on REER trajectories (REER.md sections 7 and 9), every ablation a flag.
+"""DeepWriter SFT on REER trajectories (the paper's training setup and ablations, arXiv 2509.06160), every
+ablation a flag.
 
 The demo (the built-in demo model on the demo search output, CPU, a few minutes; run the search demo first):
     python recipes/synthesize.py --config recipes/demo/synthesize.yaml

@@ -4,18 +4,19 @@ paper's ablations and the public-data mixture."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from trl import ScriptArguments
 
 from reer_hf.core.formats import ASSISTANT_FORMAT, PAPER_SYSTEM_PROMPT, check_assistant_format
+from reer_hf.core.options import check_choices
 
 DEEPWRITING_20K = "m-a-p/DeepWriting-20K"
-LENGTH_ABLATIONS = ("none", "fewer_long", "fewer_short")
 
 
 @dataclass
 class SFTScriptArguments(ScriptArguments):
-    """What ``recipes/sft.py`` trains on: the REER data, its ablations (REER.md section 9) and the public mix.
+    """What ``recipes/sft.py`` trains on: the REER data, the paper's ablations (arXiv 2509.06160) and the public mix.
 
     ``dataset_name`` / ``dataset_config`` / ``dataset_train_split`` (from ``trl.ScriptArguments``) name the REER data;
     ``mix_*`` the public reasoning data; ``ablation_*`` the paper's ablations; ``reer_*`` the conversion.
@@ -91,16 +92,15 @@ class SFTScriptArguments(ScriptArguments):
         default=False,
         metadata={
             "help": "Ablation 'no reflection tokens': remove the reflection phrases (English and Chinese) from "
-            "each REER thinking by the rules of reer_hf.core.reflection.remove_reflections. The other way: point dataset_name at a synthesis run made with "
-            "search_reflection=false."
+            "each REER thinking by the rules of reer_hf.core.reflection.remove_reflections. The other way: point "
+            "dataset_name at a synthesis run made with search_reflection=false."
         },
     )
-    ablation_length: str = field(
+    ablation_length: Literal["none", "fewer_long", "fewer_short"] = field(
         default="none",
         metadata={
             "help": "Ablation on trajectory length: none, fewer_long (down-sample REER rows whose thinking is longer "
-            "than the cut-off) or fewer_short (down-sample those at most as long).",
-            "choices": list(LENGTH_ABLATIONS),
+            "than the cut-off) or fewer_short (down-sample those at most as long)."
         },
     )
     ablation_length_cutoff: int | None = field(
@@ -134,12 +134,9 @@ class SFTScriptArguments(ScriptArguments):
         metadata={"help": "Share of public rows in the final mixture, in (0, 1); exclusive with mix_count."},
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        check_choices(self)
         check_assistant_format(self.reer_assistant_format, "reer_assistant_format")
-        if self.ablation_length not in LENGTH_ABLATIONS:
-            raise ValueError(
-                f"ablation_length must be one of {', '.join(LENGTH_ABLATIONS)}, got {self.ablation_length!r}"
-            )
         if not 0.0 <= self.ablation_length_keep_fraction <= 1.0:
             raise ValueError("ablation_length_keep_fraction must be in [0, 1]")
         if self.ablation_length_cutoff is not None and self.ablation_length_cutoff < 1:

@@ -1,4 +1,5 @@
-"""DeepWriter SFT (REER.md section 7): TRL's ``SFTTrainer`` on the REER data, under any accelerate launcher.
+"""DeepWriter SFT (the paper's training setup, arXiv 2509.06160): TRL's ``SFTTrainer`` on the REER data, under any
+accelerate launcher.
 
 ``run_sft`` is what ``recipes/sft.py`` calls: it builds the data (``reer_hf.sft.data``), prints it and stops on
 ``--dry_run``, otherwise passes the model to ``SFTTrainer`` as a path string with its init kwargs (so DeepSpeed
@@ -14,62 +15,24 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 from trl import SFTTrainer
 
 from reer_hf.core.cards import render_model_card
 from reer_hf.core.models import DEMO_ALIASES, TEMPLATES_DIR, resolve_model
+from reer_hf.core.paper import COLUMN_NAMES, PAPER_ABLATIONS
 from reer_hf.sft.config import SFTScriptArguments
-from reer_hf.sft.data import SFTDataReport, build_sft_dataset
+from reer_hf.sft.data import build_sft_dataset
+from reer_hf.sft.report import SFTDataReport
 
 logger = logging.getLogger(__name__)
 
 DEMO_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-PAPER_BENCHMARKS = ("HelloBench B", "WritingBench A", "WritingBench D")
-# REER.md section 9 (HelloBench B / WritingBench A / WritingBench D); the full run also has section 8's other columns.
-PAPER_RESULTS: dict[str, dict[str, Any]] = {
-    "full": {
-        "change": "REER trajectories + public reasoning data",
-        "scores": {
-            "LongBench-Write": 91.28,
-            "HelloBench A": 82.6,
-            "HelloBench B": 87.48,
-            "WritingBench A": 72.2,
-            "WritingBench D": 70.6,
-            "WritingBench F": 72.3,
-        },
-    },
-    "no synthetic data": {
-        "change": "public reasoning data only",
-        "scores": {"HelloBench B": 73.7, "WritingBench A": 63.4, "WritingBench D": 57.7},
-    },
-    "no iterative search": {
-        "change": "train on z0 instead of z*",
-        "scores": {"HelloBench B": 84.4, "WritingBench A": 66.7, "WritingBench D": 65.6},
-    },
-    "no reflection tokens": {
-        "change": "trajectories without the human-like reflection phrases",
-        "scores": {"HelloBench B": 82.8, "WritingBench A": 71.6, "WritingBench D": 62.0},
-    },
-    "fewer long trajectories": {
-        "change": "long traces down-sampled",
-        "scores": {"HelloBench B": 84.0, "WritingBench A": 69.6, "WritingBench D": 67.5},
-    },
-    "fewer short trajectories": {
-        "change": "short traces down-sampled",
-        "scores": {"HelloBench B": 82.1, "WritingBench A": 70.8, "WritingBench D": 66.9},
-    },
-    "excluded categories": {
-        "change": "categories removed (the paper: the literary/creative domain)",
-        "scores": {},
-        "note": "The paper reports no numbers: removing the creative domain lowers every benchmark.",
-    },
-}
 
 
 def run_name(args: SFTScriptArguments) -> str:
-    """The paper run ``args`` reproduces (a key of :data:`PAPER_RESULTS`), or ``combined ablations``."""
+    """The paper run ``args`` reproduces (a key of :data:`~reer_hf.core.paper.PAPER_ABLATIONS`), or ``combined
+    ablations`` / ``REER data only``, which the paper does not report."""
     on = [
         name
         for name, active in (
@@ -87,6 +50,16 @@ def run_name(args: SFTScriptArguments) -> str:
     if on:
         return on[0]
     return "full" if args.mix_dataset_name else "REER data only"
+
+
+def paper_run(name: str) -> dict:
+    """The model card's view of a paper run: what it changes, its scores under the benchmarks' full names (the card
+    prints them as they are), and the paper's note; empty for a run the paper does not report."""
+    run = PAPER_ABLATIONS.get(name)
+    if run is None:
+        return {}
+    scores = {COLUMN_NAMES[code]: score for code, score in run["scores"].items()}
+    return {"change": run["change"], "scores": scores, **({"note": run["note"]} if "note" in run else {})}
 
 
 def recipe_path_from_argv(argv: list[str]) -> str | None:
@@ -199,7 +172,7 @@ def _card_context(script_args, training_args, model_args, report: SFTDataReport,
     name = run_name(script_args)
     return {
         "base_model": base_model,
-        "run": {"name": name, "lora": model_args.use_peft, **PAPER_RESULTS.get(name, {})},
+        "run": {"name": name, "lora": model_args.use_peft, **paper_run(name)},
         "data": {
             "dataset_name": None if script_args.ablation_no_synthetic else script_args.dataset_name,
             "mix_dataset_name": script_args.mix_dataset_name,

@@ -1,0 +1,206 @@
+"""``recipes/sft.py`` end to end: the dry run, real training steps on a tiny model (parameters change, the card is
+written, an interrupted run resumes), the CLI (full, LoRA, DeepSpeed ZeRO-3 on CPU) and the demo on a GPU."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from sft_rows import deepwriting_rows, openthoughts_rows, synthesis_rows
+from testing_utils import write_jsonl
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = ROOT / "recipes"
+DEMO_RECIPE = RECIPES / "demo" / "sft.yaml"
+
+
+def load_recipe_module():
+    spec = importlib.util.spec_from_file_location("recipe_sft", RECIPES / "sft.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse(cli: list[str]):
+    return load_recipe_module().make_parser().parse_args_and_config(["--config", str(DEMO_RECIPE), *cli])
+
+
+def tiny_cli(model_dir: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--model_name_or_path",
+        str(model_dir),
+        "--dataset_name",
+        str(data),
+        "--output_dir",
+        str(out),
+        "--learning_rate",
+        "1e-3",
+        "--max_length",
+        "256",
+        *extra,
+    ]
+
+
+def saved_state(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def run_cli(cmd: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCELERATE_")}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"exit code {proc.returncode}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def test_dry_run_prints_the_report_and_loads_no_model(tiny_tokenizer, tmp_path, capsys, monkeypatch):
+    model_dir = tmp_path / "tokenizer-only"  # the dry run reads the tokenizer; a folder without weights proves it
+    tiny_tokenizer.save_pretrained(model_dir)
+    data = write_jsonl(tmp_path / "syn.jsonl", synthesis_rows())
+    public = write_jsonl(tmp_path / "ot.jsonl", openthoughts_rows())
+    out = tmp_path / "out"
+    cli = tiny_cli(model_dir, data, out, "--mix_dataset_name", str(public), "--mix_count", "3")
+    script_args, training_args, model_args = parse([*cli, "--ablation_no_reflection", "--dry_run"])
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the dry run loaded a model")
+
+    monkeypatch.setattr("transformers.AutoModelForCausalLM.from_pretrained", no_model)
+    report = load_recipe_module().main(script_args, training_args, model_args)
+    printed = capsys.readouterr().out
+    assert "rows per step:" in printed and "ablation_no_reflection" in printed
+    assert re.search(r"mix\s+19 ->\s+10\s+7 REER \+ 3 public", printed)
+    assert "      tokens | thinking | conversation |" in printed
+    assert "sample (row 0):" in printed and "--- assistant ---" in printed
+    assert "conversations over max_length=256" in printed
+    assert report["mix"]["public"] == 3 and not out.exists()
+
+
+@pytest.mark.slow
+def test_two_steps_change_every_parameter_save_the_card_and_resume(tiny_llama_dir, tmp_path, caplog):
+    data = write_jsonl(tmp_path / "dw.jsonl", deepwriting_rows())
+    out = tmp_path / "out"
+    recipe = load_recipe_module()
+    cli = tiny_cli(tiny_llama_dir, data, out, "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "1")
+    script_args, training_args, model_args = parse(cli)
+    script_args.reer_recipe_path = str(DEMO_RECIPE)
+    metrics = recipe.main(script_args, training_args, model_args)
+    assert metrics["train_samples"] == 8
+
+    before, after = saved_state(tiny_llama_dir), saved_state(out)
+    assert before.keys() == after.keys()
+    unchanged = [name for name in before if torch.equal(before[name], after[name])]
+    assert not unchanged, f"parameters not updated by two steps: {unchanged}"
+    state = json.loads((out / "trainer_state.json").read_text())
+    losses = [e["loss"] for e in state["log_history"] if "loss" in e]
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
+
+    card = (out / "README.md").read_text()
+    assert DEMO_RECIPE.read_text().strip() in card  # the recipe, verbatim
+    assert "| trajectories | 9 | 8 |" in card and "train_loss" in card and "- trl: " in card
+    assert "This combination is not a run of the paper." in card  # REER data only: no paper numbers
+    assert json.loads((out / "sft_data_report.json").read_text())["shape"] == "prompt_solution"
+    saved_template = (out / "chat_template.jinja").read_text()
+    assert "{% generation %}" in saved_template or "{%- generation %}" in saved_template
+
+    # Started again with a higher max_steps (and another learning rate, so that a fresh start would log another
+    # step-2 loss), the run resumes from checkpoint-2: the first two logged losses are the first run's, read back from
+    # the checkpoint, and only step 3 is trained.
+    assert (out / "checkpoint-2").is_dir()
+    again = [*cli[:-6], "--max_steps", "3", "--save_strategy", "no", "--learning_rate", "3e-4"]
+    with caplog.at_level(logging.INFO, logger="reer_hf.sft.train"):
+        metrics = recipe.main(*parse(again))
+    assert f"Resuming from {out / 'checkpoint-2'}" in caplog.text
+    resumed = json.loads((out / "trainer_state.json").read_text())
+    assert resumed["global_step"] == 3
+    assert [e["loss"] for e in resumed["log_history"] if "loss" in e][:2] == losses
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI smoke: full, LoRA, and DeepSpeed ZeRO-3 under accelerate launch on CPU
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["full", "lora"])
+def test_sft_cli_on_a_tiny_model(variant, tiny_llama_dir, tmp_path):
+    data = write_jsonl(tmp_path / "syn.jsonl", synthesis_rows())
+    public = write_jsonl(tmp_path / "ot.jsonl", openthoughts_rows())
+    out = tmp_path / "out"
+    lora = ["--use_peft", "true", "--lora_r", "8", "--lora_alpha", "16", "--lora_target_modules", "all-linear"]
+    cli = tiny_cli(
+        tiny_llama_dir, data, out, "--max_steps", "2", "--mix_dataset_name", str(public), "--mix_count", "4"
+    )
+    run_cli(
+        [sys.executable, "recipes/sft.py", "--config", str(DEMO_RECIPE), *cli, *(lora if variant == "lora" else [])]
+    )
+    weights = "adapter_model.safetensors" if variant == "lora" else "model.safetensors"
+    assert (out / weights).is_file()
+    card = (out / "README.md").read_text()
+    assert DEMO_RECIPE.read_text().strip() in card and "single process" in card
+    assert "| HelloBench B | 87.48 |" in card  # the full run: the paper's DeepWriter-8B row
+    assert ("lora" in card.split("---")[1]) == (variant == "lora")  # the card's metadata tags
+    report = json.loads((out / "sft_data_report.json").read_text())
+    assert report["mix"] == {"reer": 7, "public": 4, "public_wanted": 4, "public_share": 0.3636}
+
+
+@pytest.mark.slow
+def test_sft_cli_under_accelerate_zero3_on_cpu(tiny_llama_dir, tmp_path):
+    """One process, fp32, use_cpu false: DeepSpeed ZeRO on CPU runs only without mixed precision and with the
+    accelerator left to DeepSpeed's CPU backend."""
+    pytest.importorskip("deepspeed")
+    data = write_jsonl(tmp_path / "dw.jsonl", deepwriting_rows())
+    out = tmp_path / "out"
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    launch = [accelerate, "launch", "--config_file", "accelerate_configs/zero3.yaml"]
+    overrides = ["--num_processes", "1", "--mixed_precision", "no"]
+    cli = tiny_cli(tiny_llama_dir, data, out, "--max_steps", "2", "--use_cpu", "false")
+    run_cli([*launch, *overrides, "recipes/sft.py", "--config", str(DEMO_RECIPE), *cli])
+    assert (out / "model.safetensors").is_file()
+    card = (out / "README.md").read_text()
+    assert "DeepSpeed ZeRO-3 on 1 x " in card  # cpu here, cuda where a GPU is visible
+    trained = saved_state(out)
+    assert any(not torch.equal(trained[k], v) for k, v in saved_state(tiny_llama_dir).items())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# GPU: the demo SFT, 20 steps in bf16 under the ZeRO-3 config
+
+
+def demo_data(tmp_path: Path) -> Path:
+    """The search demo's output when it is there, else rows of the same shape built from the bundled pairs."""
+    real = ROOT / "outputs" / "synthesis-demo" / "reer.parquet"
+    if real.is_file():
+        return real
+    return write_jsonl(tmp_path / "demo.jsonl", synthesis_rows())
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_demo_sft_zero3_bf16_on_gpu(tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    pytest.importorskip("deepspeed")
+    model = os.environ.get("REER_SFT_GPU_MODEL", "builtin:smollm2-135m")  # a local copy where the Hub is unreachable
+    out = tmp_path / "out"
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    launch = [accelerate, "launch", "--config_file", "accelerate_configs/zero3.yaml", "--num_processes", "1"]
+    cli = ["--model_name_or_path", model, "--dataset_name", str(demo_data(tmp_path)), "--output_dir", str(out)]
+    gpu = ["--use_cpu", "false", "--bf16", "true", "--dtype", "bfloat16", "--max_steps", "20"]
+    run_cli([*launch, "recipes/sft.py", "--config", str(DEMO_RECIPE), *cli, *gpu], timeout=900)
+    state = json.loads((out / "trainer_state.json").read_text())
+    losses = [e["loss"] for e in state["log_history"] if "loss" in e]
+    assert state["global_step"] == 20 and len(losses) == 20
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5, losses
+    card = (out / "README.md").read_text()
+    assert "DeepSpeed ZeRO-3 on 1 x cuda, mixed precision bf16" in card
+    assert (out / "model.safetensors").is_file()
