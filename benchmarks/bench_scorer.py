@@ -38,6 +38,7 @@ from reer_hf.core.models import DEMO_MODEL, load_causal_lm, resolve_device, reso
 from reer_hf.core.segment import segment
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.scorer import EncodedRow, Scorer
+from reer_hf.scoring.vllm_backend import VLLMLogprobs
 
 OPENERS = ["Okay, I am given a scene to write in a very particular voice.", "Alright, the user wants a passage."]
 
@@ -143,15 +144,15 @@ def run_interleaved(
 
 
 def _state(scorer: Scorer):
-    """What a repeat of a step must start from: the backend's carried caches and counters."""
+    """What a repeat of a step must start from: the backend's carried prefix caches and counters."""
     backend = scorer.backend
-    return copy.deepcopy((getattr(backend, "_carried", None), getattr(backend, "stats", None)))
+    return copy.deepcopy((getattr(backend, "prefix_cache", None), getattr(backend, "stats", None)))
 
 
 def _restore(scorer: Scorer, state) -> None:
     carried, stats = copy.deepcopy(state)
     if carried is not None:
-        scorer.backend._carried = carried
+        scorer.backend.prefix_cache = carried
     if stats is not None:
         scorer.backend.stats = stats
 
@@ -280,8 +281,6 @@ def main(argv=None) -> dict:
 def bench_vllm(args, tokenizer, config: ScorerConfig, steps, reference: list[tuple[float, float]]) -> dict:
     """vLLM prompt log-probs on the same rows (needs vllm and a GPU; real weights only)."""
     try:
-        from reer_hf.scoring.scorer import VLLMLogprobs
-
         backend = VLLMLogprobs(resolve_model(args.model), config, "bfloat16", max_model_len=None)
     except Exception as err:  # report, don't crash the benchmark: vLLM is optional
         return {"vllm_error": f"{type(err).__name__}: {err}"[:300]}

@@ -8,15 +8,18 @@ held by :class:`~reer_hf.scoring.engine.PrefixCache`, the lean LM head); :mod:`~
 """
 
 from reer_hf.scoring.config import ScorerConfig, ScoreScriptArguments
+from reer_hf.scoring.engine import PrefixCache, TransformersLogprobs
 from reer_hf.scoring.scorer import (
     STATUS_EMPTY_ANSWER,
     STATUS_INVALID_INPUT,
     STATUS_NO_SCORED_TOKENS,
     STATUS_OK,
     STATUS_TOO_LONG,
+    EncodedRow,
     Scorer,
     ScoreResult,
 )
+from reer_hf.scoring.vllm_backend import VLLMLogprobs
 
 __all__ = [
     "STATUS_EMPTY_ANSWER",
@@ -24,8 +27,12 @@ __all__ = [
     "STATUS_NO_SCORED_TOKENS",
     "STATUS_OK",
     "STATUS_TOO_LONG",
+    "EncodedRow",
+    "PrefixCache",
     "ScoreResult",
     "ScoreScriptArguments",
     "Scorer",
     "ScorerConfig",
+    "TransformersLogprobs",
+    "VLLMLogprobs",
 ]

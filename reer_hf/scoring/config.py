@@ -1,15 +1,18 @@
 """Options of the REER scorer and of ``recipes/score.py``: help texts, the paper's defaults and validation.
 
 Fields carry the ``scorer_`` prefix so they never clash with ``transformers.TrainingArguments`` when several
-dataclasses share one ``TrlParser``.
+dataclasses share one ``TrlParser``. Options whose metadata says ``resume_safe`` change speed, memory or device, not
+what a run writes: a resumed synthesis run may change them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from reer_hf.core.formats import ASSISTANT_FORMAT, PAPER_SYSTEM_PROMPT
 from reer_hf.core.models import DEMO_MODEL
+from reer_hf.core.options import check_choices
 from reer_hf.core.segment import MIN_SEGMENT_CHARS
 
 # The scored sequence is the SFT assistant turn: what precedes ``{answer}`` is the thinking format, what follows it
@@ -19,21 +22,29 @@ PAPER_THINKING_FORMAT, PAPER_ANSWER_SUFFIX = ASSISTANT_FORMAT.split("{answer}")
 
 @dataclass
 class ScorerConfig:
-    """The REER perplexity scorer (REER.md section 2); defaults are the paper's, except the demo model."""
+    """The REER perplexity scorer (the paper's search objective); defaults are the paper's, except the demo model."""
 
     scorer_model: str = field(
         default=DEMO_MODEL,
         metadata={"help": f"Scorer model: a Hub id, a local path or {DEMO_MODEL!r}. The paper uses Qwen3-8B-Base."},
     )
-    scorer_backend: str = field(
+    scorer_backend: Literal["transformers", "vllm"] = field(
         default="transformers", metadata={"help": "transformers (default) or vllm (prompt log-probs; GPU, optional)."}
     )
-    scorer_dtype: str = field(
-        default="auto", metadata={"help": "auto (bf16 on GPUs and bf16-capable CPUs, else fp32), bf16, fp16, fp32."}
+    scorer_dtype: Literal["auto", "bf16", "bfloat16", "fp16", "float16", "half", "fp32", "float32", "float"] = field(
+        default="auto",
+        metadata={
+            "help": "auto (bf16 on GPUs and bf16-capable CPUs, else fp32), bf16 (bfloat16), fp16 (float16, half) or "
+            "fp32 (float32, float)."
+        },
     )
-    scorer_device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, ..."})
+    scorer_device: str = field(default="auto", metadata={"resume_safe": True, "help": "auto, cpu, cuda, cuda:1, ..."})
     scorer_attn_implementation: str | None = field(
-        default=None, metadata={"help": "Attention kernel (sdpa, flash_attention_2, eager); None: the default."}
+        default=None,
+        metadata={
+            "resume_safe": True,
+            "help": "Attention kernel (sdpa, flash_attention_2, eager); None: the default.",
+        },
     )
     scorer_max_length: int | None = field(
         default=32768,
@@ -42,36 +53,42 @@ class ScorerConfig:
     scorer_too_long_score: float = field(default=1000.0, metadata={"help": "Score of a sequence over max length."})
     scorer_token_budget: int = field(
         default=16384,
-        metadata={"help": "Padded tokens per forward pass; rows are sorted by length and packed under it."},
+        metadata={
+            "resume_safe": True,
+            "help": "Padded tokens per forward pass; rows are sorted by length and packed under it.",
+        },
     )
     scorer_fast_attention: bool = field(
         default=True,
         metadata={
-            "help": "Mask-free causal attention for right-padded and cached passes (reer_hf/attention.py), where the "
-            "architecture allows; else the model's own attention with masks."
+            "resume_safe": True,
+            "help": "Mask-free causal attention for right-padded and cached passes (reer_hf/scoring/attention.py), "
+            "where the architecture allows; else the model's own attention with masks.",
         },
     )
     scorer_compile: bool = field(
         default=False,
         metadata={
-            "help": "torch.compile the model's RMSNorms, MLPs and rotary embedding (reer_hf/fusion.py): 10-17% "
-            "faster on CPUs after a compile of a few seconds; falls back to eager, with a warning, where compiling "
-            "fails."
+            "help": "torch.compile the model's RMSNorms, MLPs and rotary embedding (reer_hf/scoring/fusion.py): "
+            "10-17% faster on CPUs after a compile of a few seconds; falls back to eager, with a warning, where "
+            "compiling fails."
         },
     )
     scorer_pad_batches: bool | None = field(
         default=None,
         metadata={
+            "resume_safe": True,
             "help": "Batch rows of different lengths with right padding. None: on GPUs only (on CPUs a batch is no "
             "faster than its rows one by one, so padding there is pure waste; a step's candidates are packed into one "
-            "pass after their shared prefix instead)."
+            "pass after their shared prefix instead).",
         },
     )
     scorer_logits_chunk: int | None = field(
         default=None,
         metadata={
+            "resume_safe": True,
             "help": "Scored positions per LM-head chunk; None: 64 on CPU (the chunk's fp32 logits stay in cache, 3x "
-            "faster than large chunks), 1024 on GPU."
+            "faster than large chunks), 1024 on GPU.",
         },
     )
     scorer_clip: bool = field(default=True, metadata={"help": "Clip token log-probs to [clip_min, clip_max]."})
@@ -90,11 +107,11 @@ class ScorerConfig:
         default="inference",
         metadata={"help": "Prompt name in reer_hf/prompts (language picked per row) or a path to a Jinja file."},
     )
-    scorer_reflection: bool = field(
-        default=True,
+    scorer_reflection: bool | None = field(
+        default=None,
         metadata={
-            "help": "The inference template asks for reflection phrases; false matches a synthesis run made "
-            "with search_reflection false (the 'no reflection tokens' ablation)."
+            "help": "The inference template asks for reflection phrases. None: follows search_reflection in a "
+            "synthesis run (the 'no reflection tokens' ablation is that one switch); true when scoring alone."
         },
     )
     scorer_thinking_format: str = field(
@@ -112,18 +129,22 @@ class ScorerConfig:
     scorer_carry_prefixes: int = field(
         default=32,
         metadata={
+            "resume_safe": True,
             "help": "Keep the prefix KV cache of this many (query, answer) groups between calls, so the next search "
             "step computes only what its prefix adds (least recently used dropped first; 0: off). Memory: groups x "
-            "prefix tokens x KV bytes per token (about 150 KB per token for Qwen3-8B in bf16)."
+            "prefix tokens x KV bytes per token (about 150 KB per token for Qwen3-8B in bf16).",
         },
     )
     scorer_vllm_kwargs: dict | None = field(
-        default=None, metadata={"help": "Extra vllm.LLM(...) arguments for the vllm backend (gpu_memory_utilization)."}
+        default=None,
+        metadata={
+            "resume_safe": True,
+            "help": "Extra vllm.LLM(...) arguments for the vllm backend (gpu_memory_utilization).",
+        },
     )
 
     def __post_init__(self):
-        if self.scorer_backend not in ("transformers", "vllm"):
-            raise ValueError(f"scorer_backend must be 'transformers' or 'vllm', got {self.scorer_backend!r}")
+        check_choices(self)
         if self.scorer_thinking_format.count("{thinking}") != 1:
             raise ValueError("scorer_thinking_format must contain the placeholder {thinking} exactly once")
         if self.scorer_clip and self.scorer_clip_min > self.scorer_clip_max:

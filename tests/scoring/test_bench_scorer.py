@@ -1,5 +1,5 @@
-"""benchmarks/bench_scorer.py runs end to end on a tiny model and reports what the issue asks for (no timing asserted:
-timings are the benchmark's output, not a test's)."""
+"""benchmarks/bench_scorer.py runs end to end on a tiny model and reports its figures (no timing asserted: timings are
+the benchmark's output, not a test's)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scorer.py"
+pytestmark = pytest.mark.slow  # the whole benchmark, twice, with torch.compile once
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scorer.py"
 KEYS = {
     "model",
     "dtype",

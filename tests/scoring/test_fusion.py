@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import torch
-import torch._dynamo
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reer_hf.scoring import fusion
@@ -39,9 +38,12 @@ def search_steps(pairs, steps: int = 3):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reuse", [False, True])
 def test_compiled_scores_equal_eager(tiny, pairs, reuse):
     """Plain, packed and carried passes: the compiled scorer gives the eager scores (fp32, 1e-5), and compiled."""
+    import torch._dynamo  # seconds to import: only the tests that compile pay for it
+
     model, tokenizer = tiny
     compiled = Scorer(tokenizer, fp32_config(scorer_compile=True, scorer_prefix_reuse=reuse), model=model)
     eager = Scorer(tokenizer, fp32_config(scorer_prefix_reuse=reuse), model=model)
@@ -58,6 +60,7 @@ def test_compiled_scores_equal_eager(tiny, pairs, reuse):
         assert compiled.backend.stats["carried_tokens"] > 0
 
 
+@pytest.mark.slow
 def test_compiled_batch_invariance(tiny, pairs):
     """With compiled blocks a row's score still does not depend on the token budget or the order of the rows."""
     model, tokenizer = tiny
@@ -70,6 +73,7 @@ def test_compiled_batch_invariance(tiny, pairs):
         assert [r.score for r in got] == pytest.approx([r.score for r in base], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_using_patches_inside_and_restores(tiny):
     """Inside ``using`` the norms, MLPs and the rotary embedding are compiled; afterwards the model is as it was, and
     a module that already had its own ``forward`` (an offload hook) is left alone."""
@@ -97,6 +101,7 @@ def test_using_patches_inside_and_restores(tiny):
         del hooked.forward
 
 
+@pytest.mark.slow
 def test_falls_back_to_eager_when_compiling_fails(tiny, pairs, monkeypatch, caplog):
     model, tokenizer = tiny
 
