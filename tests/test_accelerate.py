@@ -44,7 +44,7 @@ def test_accelerate_configs_parse():
 
 @pytest.mark.slow
 def test_zero3_launch_trains_tiny_model(tiny_llama_dir, tmp_path):
-    """ZeRO-3 on CPU: one process, fp32 (ENVIRONMENT.md); the first run JIT-builds DeepSpeed's shm comm op."""
+    """ZeRO-3 on CPU: one process, fp32; the first run JIT-builds DeepSpeed's shm comm op."""
     pytest.importorskip("deepspeed")
     accelerate = Path(sys.executable).with_name("accelerate")
     # Run from the repository root, as the README commands are; overrides only on the command line.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
@@ -10,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from reer_hf.core.data import load_pairs
+from reer_hf.core.options import semantic_options
 from reer_hf.scoring.config import ScorerConfig, ScoreScriptArguments
 from reer_hf.scoring.scorer import STATUS_OK, Scorer
 
@@ -30,6 +32,8 @@ def score_dataset(args: ScoreScriptArguments, scorer_config: ScorerConfig, score
         fn_kwargs={"thinking_column": args.dataset_thinking_column},
         load_from_cache_file=False,
         desc="REER scoring",
+        # Named, so datasets never pickles the scorer (and its model) to fingerprint the map.
+        new_fingerprint=_map_fingerprint(ds._fingerprint, scorer.config, args),
     )
     elapsed = time.perf_counter() - start
     out = Path(args.output_dir)
@@ -40,6 +44,13 @@ def score_dataset(args: ScoreScriptArguments, scorer_config: ScorerConfig, score
     summary.update(model=scorer_config.scorer_model, dataset=args.dataset_name, output_dir=str(out))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _map_fingerprint(data_print: str, config: ScorerConfig, args: ScoreScriptArguments) -> str:
+    """What the scored columns depend on: the rows, the scoring options and the thinking column."""
+    semantic = semantic_options(config)
+    payload = json.dumps([data_print, semantic, args.dataset_thinking_column], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
 def summarize(scored, elapsed: float) -> dict:

@@ -58,6 +58,12 @@ def fingerprint(configs: tuple, data_hash: str) -> str:
     return hashlib.sha256(json.dumps([semantic, data_hash], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def map_fingerprint(*parts: str) -> str:
+    """A ``datasets`` fingerprint for a map whose function holds a model: derived from what the map depends on, so
+    ``datasets`` does not pickle the function (minutes and gigabytes for an 8B model) to hash it."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
 def follow_reflection_switch(search_cfg: SearchConfig, scorer_cfg: ScorerConfig) -> ScorerConfig:
     """The scorer config with ``scorer_reflection`` following ``search_reflection``: the "no reflection tokens"
     ablation is one switch, which removes the reflection request from the generator's prompts and from the scorer's
@@ -161,8 +167,9 @@ def synthesize(
     config = run_config(*configs)
     out = Path(args.output_dir)
     pieces_dir = out / "pieces"
+    run_print = fingerprint(configs, data_hash)
     if is_main:
-        _prepare(pieces_dir, fingerprint(configs, data_hash), args.overwrite_output_dir)
+        _prepare(pieces_dir, run_print, args.overwrite_output_dir)
         if scorer_cfg.scorer_carry_prefixes < args.map_batch_size:
             logger.warning(
                 "scorer_carry_prefixes (%d) < map_batch_size (%d): the rows' prefix caches cannot all be carried "
@@ -205,7 +212,7 @@ def synthesize(
         )
         try:
             for piece in todo:
-                _search_piece(ds, piece, searcher, features, pieces_dir, args.map_batch_size)
+                _search_piece(ds, piece, searcher, features, pieces_dir, args.map_batch_size, run_print)
                 bar.update(piece.stop - piece.start)
         except Exception as err:
             if num_processes > 1:  # tell the main process, which polls for the pieces, instead of letting it wait
@@ -244,7 +251,9 @@ def _prepare(pieces_dir: Path, print_: str, overwrite: bool) -> None:
     marker.write_text(json.dumps({"fingerprint": print_}))
 
 
-def _search_piece(ds, piece: Piece, searcher: Searcher, features, pieces_dir: Path, batch_size: int) -> None:
+def _search_piece(
+    ds, piece: Piece, searcher: Searcher, features, pieces_dir: Path, batch_size: int, run_print: str
+) -> None:
     from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
     before = _run_stats(searcher)
@@ -261,6 +270,8 @@ def _search_piece(ds, piece: Piece, searcher: Searcher, features, pieces_dir: Pa
             features=features,
             load_from_cache_file=False,
             keep_in_memory=True,
+            # Named, so datasets never pickles the searcher (and the models it holds) to fingerprint the map.
+            new_fingerprint=map_fingerprint(run_print, piece.name),
         )
     finally:
         if shown:
