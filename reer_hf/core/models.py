@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
+from reer_hf.core.cache import cache_root
+
 logger = logging.getLogger(__name__)
 
 DEMO_MODEL = "builtin:smollm2-135m"
@@ -35,13 +37,6 @@ TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 def chat_template(name: str = "chatml") -> str:
     """A chat template shipped with the package (``reer_hf/templates/<name>.jinja``)."""
     return (TEMPLATES_DIR / f"{name}.jinja").read_text()
-
-
-def cache_root() -> Path:
-    """Where reer-hf keeps derived artifacts: ``$REER_HF_HOME``, else ``$XDG_CACHE_HOME/reer_hf`` or ``~/.cache``."""
-    if os.environ.get("REER_HF_HOME"):
-        return Path(os.environ["REER_HF_HOME"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "reer_hf"
 
 
 def demo_gguf_path() -> Path:
