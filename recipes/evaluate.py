@@ -1,4 +1,4 @@
-"""Evaluate a model on LongBench-Write, HelloBench and WritingBench, in the paper's table (REER.md section 8).
+"""Evaluate a model on LongBench-Write, HelloBench and WritingBench, in the paper's table (arXiv 2509.06160).
 
 Usage (the demo: the built-in demo model on 10 LongBench-Write prompts, the length score only; CPU, a few minutes):
     python recipes/evaluate.py --config recipes/demo/evaluate.yaml --benchmark_data /path/to/benchmarks
@@ -27,9 +27,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from reer_hf.core.parser import RecipeParser  # noqa: E402
-
-from reer_hf.evaluation.config import EvaluationScriptArguments  # noqa: E402
-from reer_hf.evaluation.judge import JudgeConfig  # noqa: E402
+from reer_hf.evaluation.config import EvaluationScriptArguments, JudgeConfig  # noqa: E402
 from reer_hf.evaluation.run import evaluate  # noqa: E402
 from reer_hf.synthesis.config import GeneratorConfig  # noqa: E402
 

@@ -1,8 +1,16 @@
-"""Options of ``recipes/evaluate.py``: what is evaluated, how the model under evaluation generates, where it writes."""
+"""Options of ``recipes/evaluate.py``: what is evaluated, how the model under evaluation generates, where it writes
+(:class:`EvaluationScriptArguments`), and the judge model and how it is called (:class:`JudgeConfig`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+from reer_hf.core.endpoint import Endpoint
+from reer_hf.core.options import check_choices
+from reer_hf.evaluation.benchmarks import BENCHMARKS
+
+STAGES = ("generate", "judge", "report")
 
 
 @dataclass
@@ -12,26 +20,28 @@ class EvaluationScriptArguments:
 
     benchmarks: list[str] = field(
         default_factory=lambda: ["longbench_write", "hellobench", "writingbench"],
-        metadata={"help": "Benchmarks to run: longbench_write, hellobench, writingbench."},
+        metadata={"help": "Benchmarks to run (the registered ones: longbench_write, hellobench, writingbench)."},
     )
     benchmark_data: str | None = field(
         default=None,
         metadata={
             "help": "Benchmark folder or Hub dataset id of the same layout; None: $REER_BENCHMARK_DATA, else "
-            "data/benchmarks (layout: reer_hf/evaluation/benchmarks.py)."
+            "data/benchmarks (layout: reer_hf/evaluation/benchmarks/data.py); builtin: the bundled LongBench-Write."
         },
     )
-    longbench_subset: str = field(default="all", metadata={"help": "LongBench-Write file: all (120), en (60), ruler."})
+    longbench_subset: Literal["all", "en", "ruler"] = field(
+        default="all", metadata={"help": "LongBench-Write file: all (120), en (60), ruler (48)."}
+    )
     hellobench_tasks: list[str] = field(
         default_factory=lambda: ["open_ended_qa", "heuristic_text_generation"],
         metadata={"help": "HelloBench tasks (the paper's HB-A and HB-B by default; any of the five, or _2k.._16k)."},
     )
-    writingbench_subset: str | None = field(
+    writingbench_subset: Literal["style", "format", "length"] | None = field(
         default=None, metadata={"help": "WritingBench requirement subset: style, format or length; None: all 1000."}
     )
     max_items: int | None = field(default=None, metadata={"help": "First N items of each file (quick runs)."})
     stages: list[str] = field(
-        default_factory=lambda: ["generate", "judge", "report"],
+        default_factory=lambda: list(STAGES),
         metadata={"help": "generate, judge, report; without judge the report holds the deterministic metrics."},
     )
     run_name: str | None = field(default=None, metadata={"help": "Name of the run in reports; None: the model."})
@@ -70,7 +80,11 @@ class EvaluationScriptArguments:
         default=True, metadata={"help": "A resumed run asks the judge again for the calls that failed before."}
     )
     reasoning_profile: bool = field(
-        default=True, metadata={"help": "Also judge the thinking on five dimensions (REER.md section 10)."}
+        default=True,
+        metadata={
+            "help": "Also judge the thinking on the five dimensions the paper compares models on (problem "
+            "deconstruction, logical consistency, depth of analysis, presentation clarity, factual grounding)."
+        },
     )
     reasoning_max_items: int | None = field(
         default=100, metadata={"help": "Judge the thinking of at most N items (in benchmark order); None: all."}
@@ -83,14 +97,13 @@ class EvaluationScriptArguments:
     )
 
     def __post_init__(self):
-        from reer_hf.evaluation.tasks import BENCHMARKS
-
+        check_choices(self)
         unknown = sorted(set(self.benchmarks) - set(BENCHMARKS))
         if unknown or not self.benchmarks:
-            raise ValueError(f"benchmarks must be some of {BENCHMARKS}, got {self.benchmarks}")
-        bad = sorted(set(self.stages) - {"generate", "judge", "report"})
+            raise ValueError(f"benchmarks must be some of {list(BENCHMARKS)}, got {self.benchmarks}")
+        bad = sorted(set(self.stages) - set(STAGES))
         if bad or not self.stages:
-            raise ValueError(f"stages must be some of generate, judge, report; got {self.stages}")
+            raise ValueError(f"stages must be some of {', '.join(STAGES)}; got {self.stages}")
         if self.max_items is not None and self.max_items < 1:
             raise ValueError("max_items must be >= 1")
         if self.save_every < 1:
@@ -99,4 +112,56 @@ class EvaluationScriptArguments:
             raise ValueError("reasoning_max_items must be >= 0")
         unknown_templates = sorted(set(self.judge_templates or {}) - set(BENCHMARKS))
         if unknown_templates:
-            raise ValueError(f"judge_templates keys must be benchmarks {BENCHMARKS}, got {unknown_templates}")
+            raise ValueError(f"judge_templates keys must be benchmarks {list(BENCHMARKS)}, got {unknown_templates}")
+
+
+@dataclass
+class JudgeConfig:
+    """The judge model behind any OpenAI-compatible endpoint and how it is called. The paper's judges were GPT-4o /
+    Claude 3.7 class models; LongBench-Write's own code judges with gpt-4o-2024-05-13 at temperature 0.5."""
+
+    judge_model: str = field(
+        default="gpt-4o-2024-05-13",
+        metadata={"help": "Model name the endpoint knows (the original LongBench-Write judge: gpt-4o-2024-05-13)."},
+    )
+    judge_base_url: str = field(
+        default="http://localhost:8000/v1", metadata={"help": "OpenAI-compatible endpoint (e.g. vllm serve)."}
+    )
+    judge_api_key_env: str | None = field(
+        default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the API key; None: no key."}
+    )
+    judge_temperature: float = field(default=0.5, metadata={"help": "Sampling temperature of the judge."})
+    judge_top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling of the judge."})
+    judge_max_tokens: int = field(default=4096, metadata={"help": "Maximum new tokens of a judge reply."})
+    judge_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the first try (each further try adds 1); None: no seed."}
+    )
+    judge_max_concurrency: int = field(default=16, metadata={"help": "Judge calls in flight at once."})
+    judge_max_retries: int = field(
+        default=5, metadata={"help": "Retries of a call on network errors (exponential backoff)."}
+    )
+    judge_max_parse_retries: int = field(
+        default=4, metadata={"help": "Further calls when a reply does not parse (4: five tries, as LongBench-Write)."}
+    )
+    judge_backoff: float = field(default=1.0, metadata={"help": "Seconds before the first network retry (doubles)."})
+    judge_timeout: float = field(default=600.0, metadata={"help": "Seconds per call."})
+
+    def __post_init__(self):
+        if self.judge_max_concurrency < 1:
+            raise ValueError(f"judge_max_concurrency must be >= 1, got {self.judge_max_concurrency}")
+        if min(self.judge_max_retries, self.judge_max_parse_retries) < 0:
+            raise ValueError("judge_max_retries and judge_max_parse_retries must be >= 0")
+        if self.judge_backoff < 0 or self.judge_timeout <= 0:
+            raise ValueError("judge_backoff must be >= 0 and judge_timeout > 0")
+
+    def endpoint(self) -> Endpoint:
+        """The endpoint the ``judge_*`` options name."""
+        return Endpoint(
+            base_url=self.judge_base_url,
+            model=self.judge_model,
+            api_key_env=self.judge_api_key_env,
+            timeout=self.judge_timeout,
+            max_retries=self.judge_max_retries,
+            max_concurrency=self.judge_max_concurrency,
+            backoff=self.judge_backoff,
+        )

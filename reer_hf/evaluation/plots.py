@@ -3,7 +3,12 @@ no display needed)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from reer_hf.core.paper import PAPER_TABLE
+from reer_hf.core.reflection import REFLECTION_PHRASES
+from reer_hf.evaluation.benchmarks.writingbench import WRITINGBENCH_DOMAINS
 
 
 def _drop_lookarounds(pattern: str) -> str:
@@ -38,8 +43,6 @@ def _drop_lookarounds(pattern: str) -> str:
 
 def _family_label(pattern: str, width: int = 24) -> str:
     """A readable name for a reflection-phrase regular expression: its words without the regex syntax."""
-    import re
-
     text = re.sub(r"\(\?:[\^|]*\)", "", _drop_lookarounds(pattern))
     text = re.sub(r"\\s[+*]?", " ", text)
     text = re.sub(r"\\[bB]|\(\?:|[()^$]|\[[^\]]*\][+*?]?|(?<=[\w)-])[+*?]|,\?", "", text)
@@ -69,8 +72,9 @@ def _family_labels(families: list[str], lang: str) -> list[str]:
 
 
 def plot_evaluation(runs: list[dict], out: Path) -> list[Path]:
-    """The evaluation plots of one or more run reports (``reer_hf.evaluation.report``), each drawn when some run has
-    its data: the reflection-phrase profile of the thinking, the WritingBench domains, the reasoning-profile radar."""
+    """The evaluation plots of one or more run reports (:func:`reer_hf.evaluation.report.build_report`), each drawn
+    when some run has its data: the reflection-phrase profile of the thinking, the WritingBench domains, the
+    reasoning-profile radar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,15 +83,12 @@ def plot_evaluation(runs: list[dict], out: Path) -> list[Path]:
 
     out = Path(out)
     paths = []
-    names = [r["run_name"] for r in runs]
     width = 0.8 / max(len(runs), 1)
 
     langs = [lang for lang in ("en", "zh") if any(lang in (r.get("reflection_profile") or {}) for r in runs)]
     if langs:
         fig, axes = plt.subplots(len(langs), 1, figsize=(11, 3.6 * len(langs)), squeeze=False)
         for ax, lang in zip(axes[:, 0], langs, strict=True):
-            from reer_hf.core.reflection import REFLECTION_PHRASES
-
             families = list(REFLECTION_PHRASES[lang])  # the order of report.md's family list
             x = np.arange(len(families))
             for k, r in enumerate(runs):
@@ -106,9 +107,6 @@ def plot_evaluation(runs: list[dict], out: Path) -> list[Path]:
 
     letters = "ABCDEF"
     if any(r["table"].get(f"WB-{c}") is not None for r in runs for c in letters):
-        from reer_hf.evaluation.benchmarks import WRITINGBENCH_DOMAINS
-        from reer_hf.evaluation.report import PAPER_TABLE
-
         fig, ax = plt.subplots(figsize=(10, 4.2))
         x = np.arange(len(letters))
         for k, r in enumerate(runs):
@@ -158,5 +156,4 @@ def plot_evaluation(runs: list[dict], out: Path) -> list[Path]:
         paths.append(out / "reasoning_profile_radar.png")
         fig.savefig(paths[-1], dpi=120)
         plt.close(fig)
-    del names
     return paths

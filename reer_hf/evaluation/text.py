@@ -1,44 +1,17 @@
-"""Pure text statistics behind the deterministic metrics (BENCHMARKS.md, REER.md section 10): no models, no network.
-
-- :func:`produced_length` / :func:`length_score`: LongBench-Write's length count and per-item length score S_l.
-- :func:`distinct_n`: the share of distinct n-grams among all n-grams of a set of texts.
-"""
+"""Pure text statistics of the answers and the thinking, reported for every benchmark (no models, no network): the
+diversity of the answers (distinct-n) and how often the thinking reflects (reflection phrases per 1,000 units).
+The ``distinct_n`` and ``reflection_profile`` metrics of :mod:`reer_hf.evaluation.metrics` wrap these functions; the
+run calls them directly, so a run never pays for loading ``evaluate``."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from typing import Any
 
-from reer_hf.core.text import units
+from reer_hf.core.reflection import reflection_profile
+from reer_hf.core.text import detect_language, units
 
-__all__ = [
-    "distinct_n",
-    "length_score",
-    "produced_length",
-]
-
-# LongBench-Write's own count (THUDM/LongWriter evaluation/eval_length.py): CJK characters plus English words.
-_LB_CJK = re.compile(r"[\u4e00-\u9fff]")
-_LB_WORD = re.compile(r"\b[a-zA-Z]+\b")
-
-
-def produced_length(text: str) -> int:
-    """LongBench-Write's produced length: the number of CJK characters ``[\\u4e00-\\u9fff]`` plus the number of
-    English words ``\\b[a-zA-Z]+\\b`` (so one count serves English and Chinese prompts)."""
-    return len(_LB_CJK.findall(text)) + len(_LB_WORD.findall(text))
-
-
-def length_score(required: int, produced: int) -> float:
-    """LongBench-Write's length score of one item in [0, 100]: ``100 * max(0, 1 - (y/x - 1)/3)`` when the answer is
-    longer than required (y > x), else ``100 * max(0, 1 - (x/y - 1)/2)``; an empty answer (y = 0) scores 0."""
-    x, y = required, produced
-    if x <= 0:
-        raise ValueError(f"the required length must be positive, got {x}")
-    if y <= 0:
-        return 0.0
-    if y > x:
-        return 100.0 * max(0.0, 1.0 - (y / x - 1.0) / 3.0)
-    return 100.0 * max(0.0, 1.0 - (x / y - 1.0) / 2.0)
+__all__ = ["distinct_n", "reflection_rates"]
 
 
 def distinct_n(texts: Sequence[str], max_n: int = 2) -> dict[str, float]:
@@ -53,3 +26,16 @@ def distinct_n(texts: Sequence[str], max_n: int = 2) -> dict[str, float]:
         grams = [tuple(s[i : i + k]) for s in seqs for i in range(len(s) - k + 1)]
         out[f"distinct_{k}"] = len(set(grams)) / len(grams) if grams else 0.0
     return out
+
+
+def reflection_rates(texts: Sequence[str], langs: str | Sequence[str] = "auto") -> dict[str, Any]:
+    """The reflection-phrase profile of ``texts`` (:func:`reer_hf.core.reflection.reflection_profile`), each text in
+    its language (``"en"``, ``"zh"``, or ``"auto"``: detected per text, since a model may think in English about a
+    Chinese prompt), with ``per_1k`` over all texts and the ``langs`` used."""
+    if isinstance(langs, str):
+        langs = [langs] * len(texts)
+    langs = [detect_language(t) if lang == "auto" else lang for t, lang in zip(texts, langs, strict=True)]
+    out = reflection_profile(texts, langs)
+    n_units = out["en"]["units"] + out["zh"]["units"]
+    n_reflections = out["en"]["reflections"] + out["zh"]["reflections"]
+    return {"per_1k": 1000.0 * n_reflections / n_units if n_units else 0.0, **out, "langs": langs}

@@ -45,9 +45,9 @@ class GeneratorConfig:
         default="http://localhost:8000/v1",
         metadata={"resume_safe": True, "help": "OpenAI-compatible endpoint (openai backend)."},
     )
-    generator_api_key_env: str = field(
+    generator_api_key_env: str | None = field(
         default="OPENAI_API_KEY",
-        metadata={"resume_safe": True, "help": "Environment variable holding the API key (openai backend)."},
+        metadata={"resume_safe": True, "help": "Environment variable holding the API key (openai); None: no key."},
     )
     generator_prefill_mode: Literal["continue", "completions", "none"] = field(
         default="continue",

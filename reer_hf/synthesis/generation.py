@@ -3,32 +3,38 @@ OpenAI-compatible server.
 
 Every backend takes chat requests whose assistant turn may be pre-filled (``"<think>\\n" + opener``,
 ``"<analyze>\\n"``) and returns, per request, ``n`` completions: the text after the pre-fill (without the stop string),
-its token count and why it ended. A failure of one request (a network error after the retries, a refused request)
-becomes a completion with ``finish_reason="error"`` and the message, so one bad row never stops a batch; a backend that
-cannot work at all (missing model, missing package) raises.
+its token count and why it ended. A failure of one request (a network error after the retries, a refused request, an
+unusable reply) becomes a completion with ``finish_reason="error"``, the message and its ``error_kind``, so one bad row
+never stops a batch and callers branch on the kind; a backend that cannot work at all (missing model, missing package)
+raises.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-import requests as http
 import torch
-from requests.adapters import HTTPAdapter
 
+from reer_hf.core import endpoint as endpoints
+from reer_hf.core.endpoint import Endpoint, EndpointClient, EndpointError
+from reer_hf.core.models import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model
 from reer_hf.synthesis.config import GeneratorConfig
 
 FINISH_STOP = "stop"  # end of sequence or a stop string
 FINISH_LENGTH = "length"  # the new-token limit
 FINISH_ERROR = "error"
+
+#: Why a completion failed: the endpoint kinds (``network``: no answer after the retries; ``http``: a refused request;
+#: ``parse``: an answer that is not a usable reply, :data:`reer_hf.core.endpoint.ERROR_KINDS`), and ``context``: the
+#: prompt leaves no room to generate in the model's context (vLLM).
+ErrorKind = Literal["network", "http", "parse", "context"]
+ERROR_KINDS: tuple[ErrorKind, ...] = (*endpoints.ERROR_KINDS, "context")
 
 
 @dataclass
@@ -59,10 +65,11 @@ class Completion:
     n_tokens: int
     finish_reason: str
     error: str | None = None
+    error_kind: ErrorKind | None = None  # one of ERROR_KINDS when finish_reason is "error", else None
 
     @classmethod
-    def failed(cls, error: str) -> Completion:
-        return cls(text="", n_tokens=0, finish_reason=FINISH_ERROR, error=error)
+    def failed(cls, error: str, kind: ErrorKind) -> Completion:
+        return cls(text="", n_tokens=0, finish_reason=FINISH_ERROR, error=error, error_kind=kind)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
@@ -218,69 +225,56 @@ def _split_tokens(total: int, texts: Sequence[str]) -> list[int]:
     return counts
 
 
-class _RequestFailed(Exception):
-    """A request that ends as failed completions (after the retries, or at once for a refused request)."""
+PrefillMode = Literal["continue", "completions", "none"]
 
 
-class OpenAIGenerator(Generator):
-    """Any OpenAI-compatible server (``vllm serve``, SGLang, hosted APIs), one HTTP call per request with ``n`` choices
-    and at most ``generator_max_concurrency`` calls in flight.
+class EndpointGenerator(Generator):
+    """Any OpenAI-compatible endpoint (``vllm serve``, SGLang, hosted APIs), one HTTP call per request with ``n``
+    choices and at most ``endpoint.max_concurrency`` calls in flight; the judge calls its model through this class.
 
     The pre-fill modes: ``continue`` sends the pre-fill as a final assistant message with ``continue_final_message``
-    (a vLLM/SGLang extension of the chat API); ``completions`` renders the prompt with the generator's own chat
+    (a vLLM/SGLang extension of the chat API); ``completions`` renders the prompt with the served model's own chat
     template and sends it to ``/completions``; ``none`` (APIs without pre-fill) sends the plain chat and takes the
     reply as the continuation: ``Completion.text`` is still what follows the pre-fill, which the caller prepends,
     although the model never saw it.
 
-    Network errors (connection errors, timeouts, HTTP 408/429/5xx gateway errors) are retried with exponential backoff
-    (``backoff * 2**k`` seconds, at least the server's ``Retry-After``); other HTTP errors and malformed replies are
-    not, since repeating them cannot help. ``stats["retries"]`` counts the retries.
+    Retries and backoff are :class:`~reer_hf.core.endpoint.EndpointClient`'s (network errors only); a request that
+    still fails becomes failed completions whose ``error_kind`` says why. ``stats["retries"]`` counts the retries.
     """
 
-    RETRY_STATUS = frozenset({408, 429, 502, 503, 504})  # timeouts, rate limits, gateways
-    NETWORK_ERRORS = (http.ConnectionError, http.Timeout, http.exceptions.ChunkedEncodingError)
-    MAX_RETRY_AFTER = 60.0
-
-    def __init__(self, config: GeneratorConfig, backoff: float = 1.0):
+    def __init__(self, endpoint: Endpoint, prefill_mode: PrefillMode = "none"):
         super().__init__()
-        self.config = config
-        self.base_url = config.generator_base_url.rstrip("/")
-        self.backoff = backoff
-        self.chat = config.generator_prefill_mode != "completions"
-        self.sees_prefill = config.generator_prefill_mode != "none"
-        self.endpoint = f"{self.base_url}/{'chat/completions' if self.chat else 'completions'}"
-        self.headers = {"Content-Type": "application/json"}
-        key = os.environ.get(config.generator_api_key_env) if config.generator_api_key_env else None
-        if key:
-            self.headers["Authorization"] = f"Bearer {key}"
-        self.session = http.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=config.generator_max_concurrency)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        if prefill_mode not in get_args(PrefillMode):
+            raise ValueError(f"prefill_mode must be one of {get_args(PrefillMode)}, got {prefill_mode!r}")
+        self.endpoint = endpoint
+        self.prefill_mode = prefill_mode
+        self.chat = prefill_mode != "completions"
+        self.sees_prefill = prefill_mode != "none"
+        self.route = "chat/completions" if self.chat else "completions"
+        self.client = EndpointClient(endpoint)
         self._tokenizer = None
-        self._lock = threading.Lock()  # guards self.stats, which the worker threads update
 
     @property
     def tokenizer(self):
-        """The generator's tokenizer, loaded on first use: only the ``completions`` mode renders prompts here."""
+        """The served model's tokenizer, loaded on first use: only the ``completions`` mode renders prompts here."""
         if self._tokenizer is None:
-            from reer_hf.core.models import load_tokenizer
-
-            self._tokenizer = load_tokenizer(self.config.generator_model)
+            self._tokenizer = load_tokenizer(self.endpoint.model)
         return self._tokenizer
 
     def close(self) -> None:
-        self.session.close()
+        self.client.close()
 
     def _generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
         payloads = [self._payload(i, r, sampling) for i, r in enumerate(requests)]  # renders in this thread
-        workers = min(self.config.generator_max_concurrency, len(payloads))
+        workers = min(self.endpoint.max_concurrency, len(payloads))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-generator") as pool:
-            return list(pool.map(lambda payload: self._complete(payload, sampling), payloads))
+            out = list(pool.map(lambda payload: self._complete(payload, sampling), payloads))
+        self.stats["retries"] = self.client.retries
+        return out
 
     def _payload(self, index: int, request: Request, sampling: Sampling) -> dict[str, Any]:
         payload: dict[str, Any] = {
-            "model": self.config.generator_model,
+            "model": self.endpoint.model,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_new_tokens,
@@ -294,11 +288,10 @@ class OpenAIGenerator(Generator):
             payload["top_k"] = sampling.top_k
         if sampling.seed is not None:  # one seed per request, so replies do not depend on the order of the calls
             payload["seed"] = sampling.seed + index
-        mode = self.config.generator_prefill_mode
-        if mode == "completions":
+        if self.prefill_mode == "completions":
             payload["prompt"] = render_prompt(self.tokenizer, request)
             payload["add_special_tokens"] = False  # the template has its own BOS; vLLM would add a second one
-        elif mode == "continue" and request.prefill:
+        elif self.prefill_mode == "continue" and request.prefill:
             payload["messages"] = [*request.messages, {"role": "assistant", "content": request.prefill}]
             payload.update(continue_final_message=True, add_generation_prompt=False)
         else:
@@ -306,54 +299,18 @@ class OpenAIGenerator(Generator):
         return payload
 
     def _complete(self, payload: dict[str, Any], sampling: Sampling) -> list[Completion]:
-        """The ``n`` completions of one request; every failure becomes failed completions."""
+        """The ``n`` completions of one request; every failure becomes failed completions of its kind."""
         try:
-            return self._parse(self._post(payload), sampling)
-        except _RequestFailed as e:
-            return [Completion.failed(str(e)) for _ in range(sampling.n)]
+            return self._parse(*self.client.post(self.route, payload), sampling)
+        except EndpointError as e:
+            return [Completion.failed(str(e), e.kind) for _ in range(sampling.n)]
 
-    def _post(self, payload: dict[str, Any]) -> http.Response:
-        """POST with retries on network errors; the response of status 2xx, else ``_RequestFailed``."""
-        error, wait = "", 0.0
-        for attempt in range(self.config.generator_max_retries + 1):
-            if attempt:
-                time.sleep(max(self.backoff * 2 ** (attempt - 1), wait))
-                with self._lock:
-                    self.stats["retries"] += 1
-            wait = 0.0
-            try:
-                response = self.session.post(
-                    self.endpoint, json=payload, headers=self.headers, timeout=self.config.generator_timeout
-                )
-            except self.NETWORK_ERRORS as e:
-                error = f"{type(e).__name__}: {e}"
-                continue
-            except http.RequestException as e:  # an invalid URL, too many redirects: repeating cannot help
-                raise _RequestFailed(f"{type(e).__name__} from {self.endpoint}: {e}") from e
-            if response.ok:
-                return response
-            error = f"HTTP {response.status_code} from {self.endpoint}: {response.text[:500]}"
-            if response.status_code not in self.RETRY_STATUS:
-                raise _RequestFailed(error)
-            wait = self._retry_after(response)
-        retries = self.config.generator_max_retries
-        raise _RequestFailed(f"gave up after {retries} {'retry' if retries == 1 else 'retries'}: {error}")
-
-    def _retry_after(self, response: http.Response) -> float:
-        try:
-            return min(float(response.headers.get("Retry-After", 0)), self.MAX_RETRY_AFTER)
-        except ValueError:  # the HTTP-date form
-            return 0.0
-
-    def _parse(self, response: http.Response, sampling: Sampling) -> list[Completion]:
+    def _parse(self, data: Any, body: str, sampling: Sampling) -> list[Completion]:
         """The ``n`` completions of a reply; choices the server left out become failed completions."""
-        try:
-            data = response.json()
-        except ValueError:
-            raise _RequestFailed(f"malformed reply from {self.endpoint} (not JSON): {response.text[:300]!r}") from None
         choices = data.get("choices") if isinstance(data, dict) else None
         if not isinstance(choices, list) or not choices:
-            raise _RequestFailed(f"malformed reply from {self.endpoint} (no choices): {response.text[:300]!r}")
+            url = self.endpoint.url(self.route)
+            raise EndpointError(f"malformed reply from {url} (no choices): {body[:300]!r}", "parse")
         by_index: dict[int, dict] = {}
         for position, choice in enumerate(choices):
             if isinstance(choice, dict):
@@ -382,12 +339,35 @@ class OpenAIGenerator(Generator):
         for i in range(sampling.n):
             if i not in texts:
                 error = f"the server returned {len(texts)} usable of {sampling.n} choices, none for choice {i}"
-                out.append(Completion.failed(error))
+                out.append(Completion.failed(error, "parse"))
                 continue
             text, stopped = cut_at_stop(texts[i], sampling.stop)  # for servers that ignore `stop`
             reason = FINISH_STOP if stopped else _finish(by_index[i].get("finish_reason"))
             out.append(Completion(text, counts[i], reason))
         return out
+
+
+def generator_endpoint(config: GeneratorConfig, backoff: float) -> Endpoint:
+    """The endpoint the ``generator_*`` options name (the ``openai`` backend); ``backoff``: seconds before the first
+    network retry."""
+    return Endpoint(
+        base_url=config.generator_base_url,
+        model=config.generator_model,
+        api_key_env=config.generator_api_key_env,
+        timeout=config.generator_timeout,
+        max_retries=config.generator_max_retries,
+        max_concurrency=config.generator_max_concurrency,
+        backoff=backoff,
+    )
+
+
+class OpenAIGenerator(EndpointGenerator):
+    """The ``openai`` backend: the endpoint and pre-fill mode of the ``generator_*`` options (``backoff``: seconds
+    before the first network retry, doubling)."""
+
+    def __init__(self, config: GeneratorConfig, backoff: float = 1.0):
+        super().__init__(generator_endpoint(config, backoff), config.generator_prefill_mode)
+        self.config = config
 
 
 class VLLMGenerator(Generator):
@@ -406,8 +386,6 @@ class VLLMGenerator(Generator):
                 "generator_backend='vllm' needs vLLM: pip install 'reer-hf[vllm]' (GPU only), or use the transformers "
                 "or openai backend"
             ) from e
-        from reer_hf.core.models import resolve_dtype, resolve_model
-
         self.config = config
         self._sampling_params = SamplingParams
         kwargs = dict(config.generator_vllm_kwargs or {})
@@ -443,13 +421,15 @@ class VLLMGenerator(Generator):
         results = []
         for i in range(len(requests)):
             if i not in by_index:
-                results.append([Completion.failed(too_long) for _ in range(sampling.n)])
+                results.append([Completion.failed(too_long, "context") for _ in range(sampling.n)])
                 continue
             output = by_index[i]
             completions = []
             for j in range(sampling.n):
                 if j >= len(output.outputs):
-                    completions.append(Completion.failed(f"vLLM returned {len(output.outputs)} of {sampling.n}"))
+                    completions.append(
+                        Completion.failed(f"vLLM returned {len(output.outputs)} of {sampling.n}", "parse")
+                    )
                     continue
                 sample = output.outputs[j]
                 text, stopped = cut_at_stop(sample.text, sampling.stop)
@@ -464,8 +444,6 @@ def build_generator(config: GeneratorConfig, shared: tuple | None = None) -> Gen
     runs one model in both roles)."""
     if config.generator_backend == "transformers":
         if shared is None:
-            from reer_hf.core.models import load_causal_lm
-
             shared = load_causal_lm(
                 config.generator_model,
                 dtype=config.generator_dtype,

@@ -10,7 +10,7 @@ metric.compute(predictions=["..."], references=[1000])  # references: the requir
 import datasets
 import evaluate
 
-from reer_hf.evaluation.text import length_score, produced_length
+from reer_hf.evaluation.benchmarks.longbench_write import length_score, produced_length
 
 _DESCRIPTION = """\
 LongBench-Write's length score. The produced length y of an answer is its number of CJK characters [\\u4e00-\\u9fff]

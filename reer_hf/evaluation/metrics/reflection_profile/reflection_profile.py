@@ -1,4 +1,4 @@
-"""Reflection-phrase frequency (REER.md section 10), as an ``evaluate`` metric.
+"""Reflection-phrase frequency in the thinking (the paper's reasoning analysis), as an ``evaluate`` metric.
 
 metric = evaluate.load(path_of("reflection_profile"))
 metric.compute(predictions=thinking_texts, langs="auto")  # or "en", "zh", or one language per text
@@ -7,14 +7,13 @@ metric.compute(predictions=thinking_texts, langs="auto")  # or "en", "zh", or on
 import datasets
 import evaluate
 
-from reer_hf.core.reflection import reflection_profile
-from reer_hf.core.text import detect_language as detect_lang
+from reer_hf.evaluation.text import reflection_rates
 
 _DESCRIPTION = """\
-How often a text (usually the thinking) uses each self-reflection phrase family of reer_hf.core.reflection.REFLECTION_PHRASES
-("Hmm", "But wait", "Let me reconsider", "Alternatively", ...; "嗯", "等等", "换个角度", ...). Rates are per 1,000
-words for English texts and per 1,000 characters for Chinese ones (each CJK character is one unit, a latin word or
-number inside Chinese text also one), pooled over the texts of each language.
+How often a text (usually the thinking) uses each self-reflection phrase family of
+reer_hf.core.reflection.REFLECTION_PHRASES ("Hmm", "But wait", "Let me reconsider", "Alternatively", ...; "嗯", "等等",
+"换个角度", ...). Rates are per 1,000 words for English texts and per 1,000 characters for Chinese ones (each CJK
+character is one unit, a latin word or number inside Chinese text also one), pooled over the texts of each language.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -52,10 +51,4 @@ class ReflectionProfile(evaluate.Metric):
         )
 
     def _compute(self, predictions, langs="auto"):
-        if isinstance(langs, str):
-            langs = [langs] * len(predictions)
-        langs = [detect_lang(p) if lang == "auto" else lang for p, lang in zip(predictions, langs, strict=True)]
-        out = reflection_profile(predictions, langs)
-        n_units = out["en"]["units"] + out["zh"]["units"]
-        n_refl = out["en"]["reflections"] + out["zh"]["reflections"]
-        return {"per_1k": 1000.0 * n_refl / n_units if n_units else 0.0, **out, "langs": langs}
+        return reflection_rates(predictions, langs)

@@ -13,12 +13,15 @@ import torch
 from openai_server import OpenAIServer, ServerReply, completion_body, scripted
 from testing_utils import build_tiny_model
 
+from reer_hf.core.endpoint import Endpoint
 from reer_hf.synthesis.config import GeneratorConfig
 from reer_hf.synthesis.generation import (
+    ERROR_KINDS,
     FINISH_ERROR,
     FINISH_LENGTH,
     FINISH_STOP,
     Completion,
+    EndpointGenerator,
     OpenAIGenerator,
     Request,
     Sampling,
@@ -26,6 +29,7 @@ from reer_hf.synthesis.generation import (
     VLLMGenerator,
     _split_tokens,
     build_generator,
+    generator_endpoint,
     render_prompt,
 )
 
@@ -253,6 +257,7 @@ def test_openai_choices_in_order_missing_cut_and_finish_reasons():
     assert [c.n_tokens for c in reversed_] == [2, 1, 3]  # 6 words of usage shared in proportion to length
     assert fewer[0].text == "only one" and fewer[0].n_tokens == 2
     assert [c.finish_reason for c in fewer[1:]] == [FINISH_ERROR] * 2 and "1 usable of 3" in fewer[1].error
+    assert [c.error_kind for c in fewer] == [None, "parse", "parse"]  # an incomplete reply
     assert [(c.text, c.finish_reason) for c in stop[:2]] == [("before ", FINISH_STOP), ("clean", FINISH_STOP)]
     assert [(c.text, c.n_tokens, c.finish_reason) for c in truncated[:2]] == [
         ("a b c", 3, FINISH_LENGTH),  # no usage in the reply: words
@@ -327,6 +332,7 @@ def test_openai_client_errors_are_not_retried(status):
     failed = out[1]
     assert [c.finish_reason for c in failed] == [FINISH_ERROR] * 2
     assert f"HTTP {status}" in failed[0].error and "max_tokens is too large" in failed[0].error
+    assert [c.error_kind for c in failed] == ["http", "http"] and out[0][0].error_kind is None
     assert [c.text for c in out[0] + out[2]] == ["ok steady 1"] * 2 + ["ok steady 2"] * 2
 
 
@@ -339,6 +345,7 @@ def test_openai_malformed_replies_fail_without_retry(body, message):
         generator = OpenAIGenerator(openai_config(server), backoff=0.01)
         out = generator.generate([Request(chat("flaky")), Request(chat("steady"))], Sampling(n=1))
     assert out[0][0].finish_reason == FINISH_ERROR and message in out[0][0].error
+    assert out[0][0].error_kind == "parse"
     assert out[1][0].text == "ok steady"
     assert generator.stats["retries"] == 0 and len(server.requests) == 2
 
@@ -351,6 +358,7 @@ def test_openai_gives_up_after_max_retries():
     assert [c.finish_reason for c in out[0]] == [FINISH_ERROR] * 2
     assert "gave up after 2 retries" in out[0][0].error and "HTTP 503" in out[0][0].error
     assert "still overloaded" in out[0][0].error
+    assert [c.error_kind for c in out[0]] == ["network", "network"]
 
 
 def test_openai_unreachable_server_is_a_failed_completion():
@@ -358,6 +366,33 @@ def test_openai_unreachable_server_is_a_failed_completion():
         config = openai_config(server, generator_max_retries=1)
     out = OpenAIGenerator(config, backoff=0.01).generate([Request(chat("x"))], Sampling(n=1))  # server is gone
     assert out[0][0].finish_reason == FINISH_ERROR and "ConnectionError" in out[0][0].error
+    assert out[0][0].error_kind == "network"
+
+
+def test_an_endpoint_of_ones_own_and_the_generator_options_endpoint(monkeypatch):
+    """The judge's way: a generator on an :class:`Endpoint` built from other options; the ``openai`` backend builds
+    the same type from the ``generator_*`` options."""
+    monkeypatch.setenv("REER_TEST_API_KEY", "sk-own")
+    with OpenAIServer(lambda kind, payload: ["judged"]) as server:
+        endpoint = Endpoint(server.base_url, "critic", "REER_TEST_API_KEY", 5.0, 0, 2, 0.0)
+        generator = EndpointGenerator(endpoint)
+        out = generator.generate([Request(chat("x"), prefill=PREFILL)], Sampling(n=1))
+        generator.close()
+        config = openai_config(server, generator_prefill_mode="completions")
+    assert out[0][0].text == "judged" and not generator.sees_prefill  # "none": the plain chat
+    (call,) = server.calls
+    assert call.payload["model"] == "critic" and call.payload["messages"] == chat("x")
+    assert call.headers["Authorization"] == "Bearer sk-own"
+    assert generator_endpoint(config, backoff=0.5) == Endpoint(
+        config.generator_base_url, "served-model", "REER_TEST_API_KEY", 10.0, 3, 4, 0.5
+    )
+    assert OpenAIGenerator(config).endpoint == generator_endpoint(config, backoff=1.0)
+    assert ERROR_KINDS == ("network", "http", "parse", "context")
+    with pytest.raises(ValueError, match="prefill_mode"):
+        EndpointGenerator(endpoint, prefill_mode="sometimes")
+    with pytest.raises(ValueError, match="max_concurrency"):
+        Endpoint("http://h/v1", "critic", None, 5.0, 0, 0, 0.0)
+    assert Endpoint("http://h/v1/", "m", None, 1.0, 0, 1, 0.0).url("completions") == "http://h/v1/completions"
 
 
 def test_openai_api_key_header(monkeypatch):

@@ -1,20 +1,43 @@
-"""The deterministic evaluation metrics, each loaded through ``evaluate.load`` from its local folder (no network)."""
+"""The deterministic evaluation metrics: the functions the run calls, and the same through ``evaluate.load`` of each
+local module (no network; slow, since importing ``evaluate`` takes seconds), and the evaluation example of
+recipes/README.md."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
 from reer_hf.core.reflection import REFLECTION_PHRASES
-from reer_hf.core.text import detect_language as detect_lang
 from reer_hf.evaluation import metrics
-from reer_hf.evaluation.text import length_score, produced_length
+from reer_hf.evaluation.benchmarks.longbench_write import length_score, produced_length
+from reer_hf.evaluation.text import distinct_n, reflection_rates
+
+THROUGH = ["function", pytest.param("evaluate", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module")
 def lb_length():
     return metrics.load("longbench_write_length")
+
+
+@pytest.fixture(params=THROUGH)
+def reflection(request):
+    """``reflection_rates``, or the ``reflection_profile`` metric that wraps it."""
+    if request.param == "function":
+        return reflection_rates
+    metric = metrics.load("reflection_profile")
+    return lambda texts, langs="auto": metric.compute(predictions=texts, langs=langs)
+
+
+@pytest.fixture(params=THROUGH)
+def distinct(request):
+    """``distinct_n``, or the ``distinct_n`` metric that wraps it."""
+    if request.param == "function":
+        return distinct_n
+    metric = metrics.load("distinct_n")
+    return lambda texts, **kwargs: metric.compute(predictions=texts, **kwargs)
 
 
 def words(n: int) -> str:
@@ -28,56 +51,27 @@ def test_path_of_and_unknown_metric():
         metrics.path_of("bleu")
 
 
-@pytest.mark.parametrize(
-    ("required", "produced", "expected"),
-    [
-        (100, 100, 100.0),
-        (100, 160, 80.0),  # over: 1 - (1.6 - 1) / 3
-        (100, 400, 0.0),  # over by 3x: exactly 0
-        (100, 1000, 0.0),  # clipped at 0
-        (100, 50, 50.0),  # under: 1 - (2 - 1) / 2
-        (100, 80, 87.5),  # 1 - (1.25 - 1) / 2
-        (100, 25, 0.0),  # clipped at 0
-        (100, 0, 0.0),  # empty answer
-    ],
-)
-def test_length_score_hand_computed(required, produced, expected):
-    assert length_score(required, produced) == pytest.approx(expected)
-
-
-def test_length_score_rejects_non_positive_requirement():
-    with pytest.raises(ValueError, match="positive"):
-        length_score(0, 10)
-
-
-def test_produced_length_counts_english_words_and_chinese_characters():
-    assert produced_length("Hello, world! It's 2024.") == 4  # Hello, world, It, s; numbers are not words
-    assert produced_length("你好，世界。") == 4  # CJK characters; punctuation does not count
-    assert produced_length("我写了 LongWriter 模型") == 6  # 我写了 + 模型 + one English word
-    assert produced_length("") == 0
-    assert detect_lang("你好，世界。hello") == "zh"
-    assert detect_lang("hello world 你") == "en"
-
-
+@pytest.mark.slow
 def test_longbench_write_length_metric(lb_length):
-    out = lb_length.compute(
-        predictions=[words(160), words(50), "", "秋" * 500 + "。"],
-        references=[100, 100, 300, 1000],
-    )
+    predictions, required = [words(160), words(50), "", "秋" * 500 + "。"], [100, 100, 300, 1000]
+    out = lb_length.compute(predictions=predictions, references=required)
     assert out["produced_lengths"] == [160, 50, 0, 500]
     assert out["scores"] == pytest.approx([80.0, 50.0, 0.0, 50.0])
     assert out["length_score"] == pytest.approx(45.0)
+    # the benchmark's own count and score, item by item
+    by_hand = [length_score(x, produced_length(p)) for p, x in zip(predictions, required, strict=True)]
+    assert out["scores"] == by_hand
 
 
+@pytest.mark.slow
 def test_longbench_write_length_metric_no_items(lb_length):
     assert lb_length.compute(predictions=[], references=[])["length_score"] == 0.0
 
 
-def test_reflection_profile_english_and_chinese():
-    metric = metrics.load("reflection_profile")
+def test_reflection_profile_english_and_chinese(reflection):
     en = "Hmm, the story needs a hook. But wait, the waiter awaited orders. Alternatively, open with rain."
     zh = "嗯，先写秋天。苹果、香蕉等等都可以。等等，换个角度写。"
-    out = metric.compute(predictions=[en, zh], langs="auto")
+    out = reflection([en, zh], langs="auto")
     assert out["langs"] == ["en", "zh"]
     en_units = len(en.replace(",", "").replace(".", "").split())  # 16 words
     assert out["en"]["units"] == en_units == 16
@@ -99,28 +93,25 @@ def test_reflection_profile_english_and_chinese():
     assert out["per_item"] == pytest.approx([3000 / 16, 3000 / 21])
 
 
-def test_reflection_profile_explicit_languages_and_empty_text():
-    metric = metrics.load("reflection_profile")
-    out = metric.compute(predictions=["", "plain prose here"], langs=["en", "en"])
+def test_reflection_profile_explicit_languages_and_empty_text(reflection):
+    out = reflection(["", "plain prose here"], langs=["en", "en"])
     assert out["per_item"] == [None, 0.0]
     assert out["per_1k"] == 0.0 and out["zh"]["texts"] == 0
     with pytest.raises(ValueError, match="Unsupported language"):
-        metric.compute(predictions=["x"], langs="fr")
+        reflection(["x"], langs="fr")
 
 
-def test_distinct_n():
-    metric = metrics.load("distinct_n")
-    out = metric.compute(predictions=["The cat, the cat.", "a dog"], max_n=3)
+def test_distinct_n(distinct):
+    out = distinct(["The cat, the cat.", "a dog"], max_n=3)
     # unigrams the cat the cat a dog: 4/6; bigrams (the cat)(cat the)(the cat)(a dog): 3/4; trigrams: 2/2
     assert out == pytest.approx({"distinct_1": 4 / 6, "distinct_2": 3 / 4, "distinct_3": 1.0})
-    assert metric.compute(predictions=["你好你好"])["distinct_1"] == pytest.approx(0.5)
-    assert metric.compute(predictions=["one"], max_n=2) == {"distinct_1": 1.0, "distinct_2": 0.0}
+    assert distinct(["你好你好"])["distinct_1"] == pytest.approx(0.5)
+    assert distinct(["one"], max_n=2) == {"distinct_1": 1.0, "distinct_2": 0.0}
 
 
+@pytest.mark.slow
 def test_recipes_readme_evaluation_example_runs(capsys):
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[1] / "recipes" / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "recipes" / "README.md").read_text()
     section = text[text.index("## Evaluation") :]
     (block,) = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     exec(compile(block, "recipes/README.md", "exec"), {})

@@ -1,5 +1,6 @@
 """The judge client against a real OpenAI-compatible server on loopback (tests/openai_server.py): valid and malformed
-replies, retries on network errors and on unparsable replies, refused requests, the concurrency bound, aggregation."""
+replies, retries on network errors and on unparsable replies, refused requests, failure kinds read from the failed
+completion's ``error_kind``, the concurrency bound, aggregation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import json
 import pytest
 from openai_server import OpenAIServer, ServerReply, scripted
 
-from reer_hf.evaluation.judge import Judge, JudgeConfig, Judgement, JudgeRequest, extract_json, summarize
+from reer_hf.core.endpoint import Endpoint
+from reer_hf.evaluation.config import JudgeConfig
+from reer_hf.evaluation.judge import Judge
+from reer_hf.evaluation.judgement import Judgement, JudgeRequest, extract_json, summarize
+from reer_hf.synthesis.generation import EndpointGenerator
 
 
 @pytest.fixture(autouse=True)
@@ -124,6 +129,51 @@ def test_http_400_is_recorded_not_retried():
     assert j.attempts == 1 and judge.stats["failed_http"] == 1 and judge.stats["retries"] == 0
 
 
+def kinds_seen(monkeypatch) -> list[str | None]:
+    """The ``error_kind`` of every completion the judge's generator returns."""
+    seen: list[str | None] = []
+    generate = EndpointGenerator.generate
+
+    def spy(self, requests, sampling):
+        out = generate(self, requests, sampling)
+        seen.extend(c.error_kind for cs in out for c in cs)
+        return out
+
+    monkeypatch.setattr(EndpointGenerator, "generate", spy)
+    return seen
+
+
+def test_failure_kind_comes_from_the_completion(monkeypatch):
+    """A refused request (HTTP 4xx) fails at once as ``http``, a connection dropped through every retry as
+    ``network``: the kind the endpoint gave the failed completion, whatever its message says."""
+    seen = kinds_seen(monkeypatch)
+    replies = scripted(ServerReply(403, "gave up after nothing: a message that names the wrong kind"))
+    with OpenAIServer(replies) as server, make_judge(server) as judge:
+        (refused,) = judge.judge([request()], parse=score_of)
+    assert (refused.error_kind, refused.attempts, seen) == ("http", 1, ["http"])
+    assert "HTTP 403" in refused.error
+
+    seen.clear()
+    dropped = ServerReply(close_connection=True)
+    with OpenAIServer(lambda kind, payload: dropped) as server, make_judge(server, judge_max_retries=1) as judge:
+        (lost,) = judge.judge([request()], parse=score_of)
+        n_calls = len(server.calls)
+    assert (lost.error_kind, seen, n_calls) == ("network", ["network"], 2)
+    assert judge.stats["failed_network"] == 1 and judge.stats["retries"] == 1
+
+
+def test_unusable_body_is_asked_again_as_a_parse_failure(monkeypatch):
+    seen = kinds_seen(monkeypatch)
+    replies = scripted(ServerReply(body="<html>proxy error</html>"), ['{"score": 5}'])
+    with OpenAIServer(replies) as server, make_judge(server) as judge:
+        (j,) = judge.judge([request()], parse=score_of)
+    assert j.ok and j.value == 5 and j.attempts == 2 and seen == ["parse", None]
+    empty = ServerReply(body={"choices": []})
+    with OpenAIServer(lambda kind, payload: empty) as server, make_judge(server, judge_max_parse_retries=1) as judge:
+        (j,) = judge.judge([request()], parse=score_of)
+    assert not j.ok and j.error_kind == "parse" and j.attempts == 2 and "no choices" in j.error
+
+
 def test_concurrency_bound_and_order():
     def handler(kind, payload):
         i = int(payload["messages"][0]["content"].split()[-1])
@@ -135,6 +185,22 @@ def test_concurrency_bound_and_order():
     assert max_in_flight == 3
     assert [j.id for j in out] == [f"item-{i}" for i in range(12)]
     assert [j.value for j in out] == [1 + i % 10 for i in range(12)]
+
+
+def test_the_judge_calls_the_endpoint_of_its_options():
+    config = JudgeConfig(judge_base_url="http://judge:9/v1", judge_model="critic", judge_max_retries=2)
+    judge = Judge(config)
+    assert judge._generator.endpoint == Endpoint(
+        base_url="http://judge:9/v1",
+        model="critic",
+        api_key_env="OPENAI_API_KEY",
+        timeout=600.0,
+        max_retries=2,
+        max_concurrency=16,
+        backoff=1.0,
+    )
+    assert not judge._generator.sees_prefill  # the plain chat: the judge pre-fills nothing
+    judge.close()
 
 
 def test_empty_request_list():

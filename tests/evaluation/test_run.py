@@ -13,22 +13,17 @@ from pathlib import Path
 
 import pytest
 from openai_server import OpenAIServer, ServerReply
-from testing_utils import build_tiny_model
+from testing_utils import build_tiny_model, write_jsonl
 
 from reer_hf.core.text import split_thinking
-from reer_hf.evaluation import report as rp
-from reer_hf.evaluation import tasks
-from reer_hf.evaluation.config import EvaluationScriptArguments
-from reer_hf.evaluation.judge import JudgeConfig, Judgement
-from reer_hf.evaluation.run import (
-    GENERATION_STATUSES,
-    JsonlLog,
-    evaluate,
-    generate_answers,
-    sampling_for,
-    score_benchmark,
-)
-from reer_hf.evaluation.text import length_score, produced_length
+from reer_hf.evaluation.benchmarks import load_items
+from reer_hf.evaluation.benchmarks.longbench_write import length_score, produced_length
+from reer_hf.evaluation.config import EvaluationScriptArguments, JudgeConfig
+from reer_hf.evaluation.generate import GENERATION_STATUSES, generate_answers, sampling_for
+from reer_hf.evaluation.reasoning import REASONING_DIMENSIONS
+from reer_hf.evaluation.results import score_benchmark
+from reer_hf.evaluation.run import evaluate
+from reer_hf.evaluation.store import JsonlLog
 from reer_hf.synthesis.config import GeneratorConfig
 from reer_hf.synthesis.generation import (
     FINISH_LENGTH,
@@ -75,14 +70,12 @@ ANSWERS = {
 
 
 def write_benchmarks(root: Path) -> Path:
-    def jsonl(path: Path, rows: list[dict]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-
-    jsonl(root / "longbench_write.jsonl", LB_ROWS)
-    jsonl(root / "hellobench" / "open_ended_qa.jsonl", HB_ROWS)
+    for sub in ("hellobench", "writingbench"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    write_jsonl(root / "longbench_write.jsonl", LB_ROWS)
+    write_jsonl(root / "hellobench" / "open_ended_qa.jsonl", HB_ROWS)
     (root / "hellobench" / "checklist_weights.json").write_text(json.dumps({"weights": {"Science": [50, 30, 20]}}))
-    jsonl(root / "writingbench" / "benchmark_all.jsonl", [{**r, "checklist": WB_CRITERIA} for r in WB_ROWS])
+    write_jsonl(root / "writingbench" / "benchmark_all.jsonl", [{**r, "checklist": WB_CRITERIA} for r in WB_ROWS])
     return root
 
 
@@ -122,7 +115,7 @@ class JudgeScript:
             count = self.seen[text]
         if "problem_deconstruction" in text:
             rating = 8 if "Write ten words about rain." in text else 6
-            return [json.dumps({d: rating for d in tasks.REASONING_DIMENSIONS} | {"reason": "ok"})]
+            return [json.dumps({d: rating for d in REASONING_DIMENSIONS} | {"reason": "ok"})]
         if "Breadth and Depth" in text:
             if "Write five words about snow." in text and count == 1:
                 return ["I would rate it highly, but here is no JSON."]
@@ -191,66 +184,16 @@ def test_config_validation(tmp_path):
         EvaluationScriptArguments(stages=["train"])
     with pytest.raises(ValueError, match="judge_templates"):
         EvaluationScriptArguments(judge_templates={"mmlu": "x.md"})
-
-
-def test_items_and_judge_requests(tmp_path):
-    root = write_benchmarks(tmp_path / "data")
-    lb = tasks.load_items("longbench_write", root)
-    assert [it["lang"] for it in lb] == ["en", "zh", "en"] and lb[0]["length"] == 10
-    hb = tasks.load_items("hellobench", root, hellobench_tasks=["open_ended_qa"], max_items=1)
-    assert len(hb) == 1 and hb[0]["id"] == "hellobench/open_ended_qa/open_ended_qa_000"
-    wb = tasks.load_items("writingbench", root)
-    (req,) = tasks.judge_requests(hb[0], "the answer")
-    text = req.messages[0]["content"]
-    assert "Explain tides." in text and "the answer" in text and '"checklist_content": "c"' in text
-    assert req.parse(
-        '[{"checklist_id": 0, "evaluation_score": 1}, {"checklist_id": 1, "evaluation_score": 0},'
-        ' {"checklist_id": 2, "evaluation_score": 0.25}]'
-    ) == [1.0, 0.0, 0.25]
-    with pytest.raises(ValueError):  # read against this item's three checklists
-        req.parse('[{"checklist_id": 0, "evaluation_score": 1}]')
-    wb_requests = tasks.judge_requests(wb[0], "an abstract")
-    assert [r.meta["criterion"] for r in wb_requests] == ["c1", "c2", "c3", "c4", "c5"]
-    assert (
-        "criterion 2" in wb_requests[1].messages[0]["content"]
-        and "9-10: excellent" in wb_requests[1].messages[0]["content"]
-    )
-    (lb_request,) = tasks.judge_requests(lb[0], "rain " * 10)
-    assert "Do not take the length" in lb_request.messages[0]["content"]
-    custom = tmp_path / "mine.md"
-    custom.write_text("Rate {{ response }} for {{ instruction }}")
-    (mine,) = tasks.judge_requests(lb[0], "xyz", {"longbench_write": str(custom)})
-    assert mine.messages[0]["content"] == f"Rate xyz for {LB_ROWS[0]['prompt']}"
-
-
-def test_builtin_longbench_data_ships_with_the_package():
-    items = tasks.load_items("longbench_write", "builtin")
-    assert len(items) == 120 and sum(it["lang"] == "zh" for it in items) == 61
-    assert len(tasks.load_items("longbench_write", "builtin", longbench_subset="en")) == 60
-    with pytest.raises(FileNotFoundError, match="layout"):
-        tasks.load_items("hellobench", "builtin")
-
-
-def test_reasoning_profile_parse_and_aggregate():
-    reply = json.dumps(dict.fromkeys(tasks.REASONING_DIMENSIONS, "7") | {"reason": "x"})
-    assert tasks.parse_reasoning_profile(reply) == dict.fromkeys(tasks.REASONING_DIMENSIONS, 7.0)
-    with pytest.raises(ValueError, match="depth_of_analysis"):
-        tasks.parse_reasoning_profile(
-            json.dumps(dict.fromkeys(tasks.REASONING_DIMENSIONS, 5) | {"depth_of_analysis": 11})
-        )
-    judgements = [
-        Judgement("a", True, dict.fromkeys(tasks.REASONING_DIMENSIONS, 4.0)),
-        Judgement("b", True, dict.fromkeys(tasks.REASONING_DIMENSIONS, 8.0)),
-        Judgement("c", False, error="x", error_kind="parse"),
-    ]
-    agg = tasks.aggregate_reasoning_profile(judgements)
-    assert agg["dimensions"]["factual_grounding"] == {"mean": 6.0, "std": 2.0, "min": 4.0, "max": 8.0}
-    assert (agg["n_ok"], agg["n_failed"], agg["failed_ids"]) == (2, 1, ["c"])
+    with pytest.raises(ValueError, match="longbench_subset must be one of all, en, ruler"):
+        EvaluationScriptArguments(longbench_subset="zh")  # a YAML value reaches the dataclass unchecked
+    with pytest.raises(ValueError, match="writingbench_subset"):
+        EvaluationScriptArguments(writingbench_subset="tone")
 
 
 # ---- the run end to end ----
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end_against_hand_computed_scores(tmp_path):
     root = write_benchmarks(tmp_path / "data")
     script = JudgeScript()
@@ -499,7 +442,7 @@ def test_failed_generations_are_recorded_and_redone(tmp_path):
         def _generate(self, requests, sampling):
             out = super()._generate(requests, sampling)
             return [
-                [Completion.failed("HTTP 500")] if "snow" in r.messages[-1]["content"] else c
+                [Completion.failed("HTTP 500", "http")] if "snow" in r.messages[-1]["content"] else c
                 for r, c in zip(requests, out, strict=True)
             ]
 
@@ -522,7 +465,7 @@ def test_jsonl_log_refuses_a_damaged_middle_line(tmp_path):
 
 
 def test_generation_with_the_tiny_model(tiny_tokenizer, tmp_path):
-    items = tasks.load_items("longbench_write", "builtin", max_items=3)
+    items = load_items("longbench_write", "builtin", max_items=3)
     generator = TransformersGenerator(build_tiny_model("qwen3", len(tiny_tokenizer)), tiny_tokenizer, batch_size=2)
     sampling = Sampling(temperature=0.5, top_p=1.0, top_k=20, max_new_tokens=6, seed=0)
     log = JsonlLog(tmp_path / "g.jsonl")
@@ -537,36 +480,3 @@ def test_generation_with_the_tiny_model(tiny_tokenizer, tmp_path):
     scores = score_benchmark("longbench_write", items, records, None)
     by_hand = [length_score(it["length"], produced_length(records[it["id"]]["answer"])) for it in items]
     assert scores["length_score"] == pytest.approx(sum(by_hand) / 3)
-
-
-def test_compare_two_runs(tmp_path):
-    def report(name: str, hb_b: float, wb_a: float) -> dict:
-        results = {
-            "run_name": name,
-            "model": name,
-            "judge": "j",
-            "benchmarks": {
-                "hellobench": {
-                    "generation": {"statuses": {}, "failed_ids": []},
-                    "judged": {"heuristic_text_generation": {"score": hb_b, "rescaled": 0, "n_ok": 1, "n_failed": 0}},
-                },
-                "writingbench": {
-                    "generation": {"statuses": {}, "failed_ids": []},
-                    "judged": {
-                        "overall": {"score": wb_a / 10, "score_x10": wb_a, "n": 1, "n_ok": 1, "n_failed": 0},
-                        "domains": {"A": {"score": wb_a / 10, "score_x10": wb_a, "n": 1, "n_ok": 1, "n_failed": 0}},
-                    },
-                },
-            },
-        }
-        return rp.build_report(results)
-
-    full, ablation = report("full", 80.0, 70.0), report("no search", 77.5, 66.0)
-    md = rp.compare_markdown([full, ablation])
-    assert "| no search - full | -2.50 | -4.00 |" in md
-    assert "| no iterative search | 84.40 | 66.70 | 65.60 |" in md  # the paper's ablation rows beside ours
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "report.json").write_text(json.dumps(full))
-    assert rp.load_report(tmp_path / "full")["table"] == full["table"]
-    with pytest.raises(ValueError, match="two"):
-        rp.compare_markdown([full])

@@ -1,0 +1,135 @@
+"""One OpenAI-compatible endpoint type (a ``vllm serve``, SGLang, a hosted API) and the HTTP client behind it.
+
+The generator's ``openai`` backend and the evaluation judge both call a model this way; each builds an
+:class:`Endpoint` from its own options (``generator_*``, ``judge_*``), so retries, backoff, concurrency and the API key
+behave the same for both. A call that fails raises :class:`EndpointError` whose ``kind`` says why, so callers branch
+on data, never on the wording of a message.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests as http
+from requests.adapters import HTTPAdapter
+
+__all__ = ["ERROR_KINDS", "Endpoint", "EndpointClient", "EndpointError", "ErrorKind"]
+
+#: ``network``: no answer after the retries (connection errors, timeouts, HTTP 408/429/502/503/504);
+#: ``http``: a request the server refused (another HTTP error status, an invalid URL), which repeating cannot help;
+#: ``parse``: an answer came back but its body is not the reply the caller expects.
+ErrorKind = Literal["network", "http", "parse"]
+ERROR_KINDS: tuple[ErrorKind, ...] = ("network", "http", "parse")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a model is served and how it is called. Every field comes from its caller's options (no defaults here,
+    so no second default competes with the option's)."""
+
+    base_url: str  # e.g. http://localhost:8000/v1
+    model: str  # the model name the server knows
+    api_key_env: str | None  # environment variable holding the API key; None: send no key
+    timeout: float  # seconds per HTTP call
+    max_retries: int  # retries of a call on network errors
+    max_concurrency: int  # calls in flight at once
+    backoff: float  # seconds before the first retry (doubles each time)
+
+    def __post_init__(self):
+        if self.max_concurrency < 1 or self.max_retries < 0:
+            raise ValueError(f"max_concurrency must be >= 1 and max_retries >= 0, got {self}")
+        if self.timeout <= 0 or self.backoff < 0:
+            raise ValueError(f"timeout must be > 0 and backoff >= 0, got {self}")
+
+    def url(self, route: str) -> str:
+        """The URL of ``route`` (``chat/completions``, ``completions``) under the base URL."""
+        return f"{self.base_url.rstrip('/')}/{route}"
+
+    def headers(self) -> dict[str, str]:
+        """JSON headers, with ``Authorization: Bearer`` when the key variable is set and non-empty."""
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+
+class EndpointError(Exception):
+    """A call that ended without a usable reply; ``kind`` is one of :data:`ERROR_KINDS`."""
+
+    def __init__(self, message: str, kind: ErrorKind):
+        super().__init__(message)
+        self.kind = kind
+
+
+class EndpointClient:
+    """POSTs JSON to an :class:`Endpoint` over one pooled session, safe to call from ``max_concurrency`` threads.
+
+    Network errors (connection errors, timeouts, HTTP 408/429/502/503/504) are retried with exponential backoff
+    (``backoff * 2**k`` seconds, at least the server's ``Retry-After``); other HTTP errors are not, since repeating
+    them cannot help. ``retries`` counts the retries made so far.
+    """
+
+    RETRY_STATUS = frozenset({408, 429, 502, 503, 504})  # timeouts, rate limits, gateways
+    NETWORK_ERRORS = (http.ConnectionError, http.Timeout, http.exceptions.ChunkedEncodingError)
+    MAX_RETRY_AFTER = 60.0
+
+    def __init__(self, endpoint: Endpoint):
+        self.endpoint = endpoint
+        self.headers = endpoint.headers()
+        self.session = http.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=endpoint.max_concurrency)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._retries = 0
+        self._lock = threading.Lock()
+
+    @property
+    def retries(self) -> int:
+        with self._lock:
+            return self._retries
+
+    def close(self) -> None:
+        self.session.close()
+
+    def post(self, route: str, payload: dict[str, Any]) -> tuple[Any, str]:
+        """The decoded JSON body of a 2xx reply to ``payload`` at ``route``, with the body's text (for messages that
+        quote it); :class:`EndpointError` otherwise."""
+        url = self.endpoint.url(route)
+        error, wait = "", 0.0
+        for attempt in range(self.endpoint.max_retries + 1):
+            if attempt:
+                time.sleep(max(self.endpoint.backoff * 2 ** (attempt - 1), wait))
+                with self._lock:
+                    self._retries += 1
+            wait = 0.0
+            try:
+                response = self.session.post(url, json=payload, headers=self.headers, timeout=self.endpoint.timeout)
+            except self.NETWORK_ERRORS as e:
+                error = f"{type(e).__name__}: {e}"
+                continue
+            except http.RequestException as e:  # an invalid URL, too many redirects: repeating cannot help
+                raise EndpointError(f"{type(e).__name__} from {url}: {e}", "http") from e
+            if response.ok:
+                try:
+                    return response.json(), response.text
+                except ValueError:
+                    raise EndpointError(
+                        f"malformed reply from {url} (not JSON): {response.text[:300]!r}", "parse"
+                    ) from None
+            error = f"HTTP {response.status_code} from {url}: {response.text[:500]}"
+            if response.status_code not in self.RETRY_STATUS:
+                raise EndpointError(error, "http")
+            wait = self._retry_after(response)
+        retries = self.endpoint.max_retries
+        raise EndpointError(f"gave up after {retries} {'retry' if retries == 1 else 'retries'}: {error}", "network")
+
+    def _retry_after(self, response: http.Response) -> float:
+        try:
+            return min(float(response.headers.get("Retry-After", 0)), self.MAX_RETRY_AFTER)
+        except ValueError:  # the HTTP-date form
+            return 0.0

@@ -1,0 +1,97 @@
+"""The generate stage: each item's answer from the model under evaluation, sampled with its benchmark's settings,
+split into thinking and answer, given a status, and written as it comes so an interrupted run resumes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from reer_hf.core.text import split_thinking
+from reer_hf.evaluation.benchmarks.registry import get_benchmark
+from reer_hf.evaluation.store import JsonlLog
+from reer_hf.synthesis.generation import FINISH_ERROR, FINISH_LENGTH, Completion, Generator, Request, Sampling
+
+__all__ = ["GENERATION_STATUSES", "generate_answers", "generation_record", "sampling_for"]
+
+#: ``truncated``: the token limit cut the answer; ``unfinished_thinking``: ``<think>`` never closed, so no answer;
+#: ``error``: the generation failed (left out of every score, redone by the next run).
+GENERATION_STATUSES = ("ok", "truncated", "unfinished_thinking", "empty_answer", "error")
+
+
+def sampling_for(benchmark: str, args) -> Sampling:
+    """Benchmark ``benchmark``'s own generation settings, each overridden by the run's ``eval_*`` option when that is
+    set."""
+    chosen = {
+        key: getattr(args, f"eval_{key}") if getattr(args, f"eval_{key}") is not None else value
+        for key, value in asdict(get_benchmark(benchmark).sampling).items()
+    }
+    chosen["top_k"] = chosen["top_k"] or None  # 0: off, and never sent to a server
+    return Sampling(n=1, seed=args.eval_seed, repetition_penalty=args.eval_repetition_penalty, **chosen)
+
+
+def generation_record(item: dict[str, Any], completion: Completion, prefill: str) -> dict[str, Any]:
+    """What the log keeps of one answer: the raw response (with the pre-fill the model continued), the thinking, the
+    answer and a status of :data:`GENERATION_STATUSES`."""
+    record = {
+        "id": item["id"],
+        "benchmark": item["benchmark"],
+        "task": item["task"],
+        "finish_reason": completion.finish_reason,
+        "n_tokens": completion.n_tokens,
+        "error": completion.error,
+    }
+    if completion.finish_reason == FINISH_ERROR:
+        return {**record, "response": "", "thinking": None, "answer": "", "status": "error"}
+    response = prefill + completion.text
+    thinking, answer, finished = split_thinking(response)
+    if not finished:
+        status = "unfinished_thinking"
+    elif not answer:
+        status = "empty_answer"
+    elif completion.finish_reason == FINISH_LENGTH:
+        status = "truncated"
+    else:
+        status = "ok"
+    return {**record, "response": response, "thinking": thinking, "answer": answer, "status": status}
+
+
+def generate_answers(
+    items: Sequence[dict[str, Any]],
+    generator: Generator | None,
+    sampling: Sampling,
+    log: JsonlLog,
+    *,
+    prefill: str = "",
+    system_prompt: str | None = None,
+    chunk_size: int = 32,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Each item's generation record, generating only those ``log`` does not hold yet (or holds as failed), in
+    chunks of ``chunk_size`` written as they finish. Longest prompts first, so batches pad little."""
+    done = {r["id"]: r for r in log.read() if r.get("status") != "error"}
+    pending = sorted((it for it in items if it["id"] not in done), key=lambda it: -len(it["prompt"]))
+    if pending and generator is None:
+        raise ValueError(f"{len(pending)} items still need generating, and no generator was given")
+    seeded = bool(pending) and generator.sees_prefill and bool(prefill)
+    bar = tqdm(total=len(items), initial=len(items) - len(pending), desc="generate", disable=not progress)
+    for lo in range(0, len(pending), chunk_size):
+        chunk = pending[lo : lo + chunk_size]
+        requests = []
+        for item in chunk:
+            messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+            requests.append(Request([*messages, {"role": "user", "content": item["prompt"]}], prefill=prefill))
+        completions = generator.generate(requests, sampling)
+        records = [
+            generation_record(it, c[0], prefill if seeded else "") for it, c in zip(chunk, completions, strict=True)
+        ]
+        log.append(records)
+        done.update((r["id"], r) for r in records if r["status"] != "error")
+        for r in records:
+            if r["status"] == "error":
+                done.setdefault(r["id"], r)  # reported as failed in this run; redone by the next one
+        bar.update(len(chunk))
+    bar.close()
+    return {it["id"]: done[it["id"]] for it in items}
