@@ -118,8 +118,13 @@ def filter_config(**kwargs) -> FilterConfig:
     return FilterConfig(**values)
 
 
-def make_searcher(server, scorer, search=None, filters=None) -> Searcher:
-    config = GeneratorConfig(generator_backend="openai", generator_base_url=server.base_url, generator_model="w")
+def make_searcher(server, scorer, search=None, filters=None, max_retries: int = 5) -> Searcher:
+    config = GeneratorConfig(
+        generator_backend="openai",
+        generator_base_url=server.base_url,
+        generator_model="w",
+        generator_max_retries=max_retries,
+    )
     return Searcher(
         OpenAIGenerator(config, backoff=0.01),
         scorer,
@@ -310,8 +315,7 @@ def test_bad_rewrites_are_rejected_with_a_reason(tiny_scorer, reply, status):
 
     searcher = None
     with OpenAIServer(Writer(edit=edit)) as server:
-        searcher = make_searcher(server, tiny_scorer, search_config(search_max_step=1))
-        searcher.generator.config.generator_max_retries = 0
+        searcher = make_searcher(server, tiny_scorer, search_config(search_max_step=1), max_retries=0)
         out = run(searcher, rows(1))
     (step,) = out[0]["trace"]
     expected = 1 if status in ("generator_error", "truncated") and isinstance(reply, ServerReply) else 2
