@@ -119,4 +119,4 @@ def test_public_imports():
     from reer_hf.synthesis.search import Searcher as SearcherHome
 
     assert (Scorer, ScorerConfig, Searcher) == (ScorerHome, ConfigHome, SearcherHome)
-    assert callable(search_features) and segment("a\n\nb", min_chars=1) == ["a", "b"] and segment_spans("") == []
+    assert callable(search_features) and segment("a\n\nb", min_chars=1) == ["a", "\n\nb"] and segment_spans("") == []

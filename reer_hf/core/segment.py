@@ -1,68 +1,85 @@
-"""Paragraph segmentation of thinking trajectories and answers (REER.md section 4).
+"""Paragraph segmentation of thinking trajectories and answers (the paper, section 4), as the official code cuts them.
 
-Split on blank lines, never inside a LaTeX display block ``\\[ ... \\]``; merge whitespace-only pieces and pieces
-shorter than ``min_chars`` into the following one (a trailing leftover joins the last segment); if that leaves at most
-one segment, split on single newlines instead. Segments are returned with their character spans in the original text
-so the scorer can find "everything after the first segment" exactly.
+The text is cut into pieces at separators: a blank line (two newlines in a row, with all the whitespace that follows),
+never inside a LaTeX display block ``\\[ ... \\]``, which stays whole. Separators and pieces shorter than
+``min_chars`` characters (raw length) wait in a buffer that is prefixed to the next piece of ``min_chars`` or more,
+which ends a segment; what is left in the buffer at the end joins the last segment. If that gives at most one segment,
+the text is cut at single newlines instead. So the segments keep their separators and concatenate back to the text,
+and a segment's buffered prefix (dialogue lines, short list items) belongs to the paragraph that follows it.
+
+:func:`segment_bounds` gives the segments as contiguous character spans (what the scorer needs to find "everything
+after the first segment"), :func:`segment` their text, and :func:`segment_spans` each segment's own text without the
+whitespace around it (the units the search rewrites).
 """
 
 from __future__ import annotations
 
-import re
+__all__ = ["MIN_SEGMENT_CHARS", "segment", "segment_bounds", "segment_spans"]
 
-BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
-NEWLINE = re.compile(r"\n\s*")
-LATEX_DISPLAY = re.compile(r"\\\[.*?\\\]", re.DOTALL)
 MIN_SEGMENT_CHARS = 100
+_LATEX_OPEN, _LATEX_CLOSE = "\\[", "\\]"
 
 
-def _pieces(text: str, separator: re.Pattern) -> list[tuple[int, int]]:
-    """Spans of the text between separators, skipping separators that fall inside a LaTeX display block."""
-    protected = [m.span() for m in LATEX_DISPLAY.finditer(text)]
-    spans, start = [], 0
-    for match in separator.finditer(text):
-        if any(lo < match.start() < hi for lo, hi in protected):
+def _pieces(text: str, separator: str) -> list[tuple[int, int, bool]]:
+    """``(start, end, is_separator)`` of the text's pieces in order. A separator is ``separator`` and every
+    whitespace character after its first one; the piece before it is recorded even when empty."""
+    pieces: list[tuple[int, int, bool]] = []
+    start = i = 0
+    n = len(text)
+    while i < n:
+        if text.startswith(_LATEX_OPEN, i):
+            close = text.find(_LATEX_CLOSE, i + 2)
+            i = n if close < 0 else close + 2  # an unclosed block runs to the end of the text
+        elif text.startswith(separator, i):
+            pieces.append((start, i, False))
+            j = i + 1
+            while j < n and not text[j].strip():
+                j += 1
+            pieces.append((i, j, True))
+            start = i = j
+        else:
+            i += 1
+    if start < n:
+        pieces.append((start, n, False))
+    return pieces
+
+
+def _merge(text: str, pieces: list[tuple[int, int, bool]], min_chars: int) -> list[tuple[int, int]]:
+    bounds: list[tuple[int, int]] = []
+    pending: int | None = None  # start of the buffered separators and short pieces
+    for start, end, is_separator in pieces:
+        if is_separator or not text[start:end].strip() or end - start < min_chars:
+            pending = start if pending is None else pending
             continue
-        spans.append((start, match.start()))
-        start = match.end()
-    spans.append((start, len(text)))
-    return spans
-
-
-def _merge(text: str, pieces: list[tuple[int, int]], min_chars: int) -> list[tuple[int, int]]:
-    segments: list[tuple[int, int]] = []
-    pending: int | None = None  # start of short/blank pieces waiting for the next one
-    for start, end in pieces:
-        start = start if pending is None else pending
-        if len(text[start:end].strip()) < min_chars:
-            pending = start
-            continue
-        segments.append((start, end))
+        bounds.append((start if pending is None else pending, end))
         pending = None
     if pending is not None:
-        if segments:
-            segments[-1] = (segments[-1][0], len(text))
-        elif text[pending:].strip():
-            segments.append((pending, len(text)))
-    # Trim surrounding whitespace so a span covers the segment's own text only.
-    trimmed = []
-    for start, end in segments:
-        chunk = text[start:end]
-        lead = len(chunk) - len(chunk.lstrip())
-        trimmed.append((start + lead, start + len(chunk.rstrip())))
-    return trimmed
+        if bounds:
+            bounds[-1] = (bounds[-1][0], len(text))
+        else:
+            bounds.append((pending, len(text)))
+    return bounds
 
 
-def segment_spans(text: str, min_chars: int = MIN_SEGMENT_CHARS) -> list[tuple[int, int]]:
-    """Character spans ``(start, end)`` of the segments of ``text``; ``[]`` for blank text."""
-    if not text.strip():
-        return []
-    spans = _merge(text, _pieces(text, BLANK_LINE), min_chars)
-    if len(spans) <= 1:
-        spans = _merge(text, _pieces(text, NEWLINE), min_chars)
-    return spans
+def segment_bounds(text: str, min_chars: int = MIN_SEGMENT_CHARS) -> list[tuple[int, int]]:
+    """Contiguous spans ``(start, end)`` of the segments, covering the whole text; ``[]`` for the empty text."""
+    bounds = _merge(text, _pieces(text, "\n\n"), min_chars)
+    if len(bounds) <= 1:
+        bounds = _merge(text, _pieces(text, "\n"), min_chars)
+    return bounds
 
 
 def segment(text: str, min_chars: int = MIN_SEGMENT_CHARS) -> list[str]:
-    """The segments of ``text`` (paragraphs, or lines when the text has no usable paragraphs)."""
-    return [text[start:end] for start, end in segment_spans(text, min_chars)]
+    """The segments of ``text`` with their separators: they concatenate back to ``text``."""
+    return [text[start:end] for start, end in segment_bounds(text, min_chars)]
+
+
+def segment_spans(text: str, min_chars: int = MIN_SEGMENT_CHARS) -> list[tuple[int, int]]:
+    """Spans of each segment's own text, without the whitespace around it; ``[]`` for blank text."""
+    spans = []
+    for start, end in segment_bounds(text, min_chars):
+        chunk = text[start:end]
+        if chunk.strip():
+            lead = len(chunk) - len(chunk.lstrip())
+            spans.append((start + lead, start + len(chunk.rstrip())))
+    return spans

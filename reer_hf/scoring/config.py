@@ -97,6 +97,14 @@ class ScorerConfig:
     scorer_first_segment_context: bool = field(
         default=True, metadata={"help": "The answer's first segment is context, not scored (paper)."}
     )
+    scorer_single_segment: Literal["whole", "official"] = field(
+        default="whole",
+        metadata={
+            "help": "An answer of one segment has nothing after its first segment. whole: score the whole answer. "
+            "official: what the official code does, score the one token at the answer's end (its score then says "
+            "little, and usually stops the search at once)."
+        },
+    )
     scorer_segment_min_chars: int = field(
         default=MIN_SEGMENT_CHARS, metadata={"help": "Segments shorter than this merge into the next one."}
     )

@@ -32,7 +32,7 @@ import torch
 
 from reer_hf.core.models import load_causal_lm, load_tokenizer, resolve_model
 from reer_hf.core.prompts import render
-from reer_hf.core.segment import segment_spans
+from reer_hf.core.segment import segment_bounds
 from reer_hf.core.text import detect_language
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.engine import TransformersLogprobs
@@ -71,6 +71,17 @@ class EncodedRow:
     input_ids: list[int]
     scored: list[int]
     group: tuple | None = None
+
+
+def scored_tokens(offsets: Sequence[tuple[int, int]], lo: int, hi: int) -> range:
+    """The tokens the official score averages over for the characters ``[lo, hi)``: from the last token that starts
+    at or before ``lo`` to the first one after it that ends at or past ``hi``, so a token straddling either boundary
+    counts (and for ``lo == hi``, the one token there)."""
+    first = next((t for t in range(len(offsets) - 1, -1, -1) if offsets[t][0] <= lo), None)
+    if first is None:
+        return range(0)
+    last = next((t for t in range(first, len(offsets)) if offsets[t][1] >= hi), len(offsets) - 1)
+    return range(first, last + 1)
 
 
 def _rejected(status: str, n_tokens: int = 0, score: float = math.nan) -> ScoreResult:
@@ -146,14 +157,18 @@ class Scorer:
         return self._contexts[key]
 
     def build(self, query: str, thinking: str, answer: str) -> tuple[str, int, int]:
-        """The full text and the character span ``[start, end)`` of the scored part of the answer."""
+        """The full text and the character span ``[start, end)`` of the scored part of the answer: from the end of
+        its first segment (the separator after it included) to its end, as the official code takes it."""
         head = self.context(query) + self.config.scorer_thinking_format.replace("{thinking}", thinking)
-        spans = segment_spans(answer, self.config.scorer_segment_min_chars)
-        # A single-segment answer has nothing after its first segment: then the whole answer is scored.
-        if self.config.scorer_first_segment_context and len(spans) >= 2:
-            start = spans[1][0]
-        else:
-            start = len(answer) - len(answer.lstrip())
+        bounds = segment_bounds(answer, self.config.scorer_segment_min_chars)
+        if not self.config.scorer_first_segment_context:
+            start = 0
+        elif len(bounds) >= 2:
+            start = bounds[0][1]
+        elif self.config.scorer_single_segment == "official":
+            start = len(answer)
+        else:  # one segment: nothing after it, so the whole answer is scored
+            start = 0
         return head + answer + self.config.scorer_answer_suffix, len(head) + start, len(head) + len(answer)
 
     def encode(self, queries, thinkings, answers) -> list[EncodedRow | ScoreResult]:
@@ -180,7 +195,7 @@ class Scorer:
                 if self.max_length is not None and len(ids) > self.max_length:
                     out[i] = _rejected(STATUS_TOO_LONG, len(ids), self.config.scorer_too_long_score)
                     continue
-                scored = [t for t, (start, _) in enumerate(offsets) if lo <= start < hi and t > 0]
+                scored = [t for t in scored_tokens(offsets, lo, hi) if t > 0]  # the first token has no prediction
                 if not scored:
                     out[i] = _rejected(STATUS_NO_SCORED_TOKENS, len(ids))
                     continue

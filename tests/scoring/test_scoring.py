@@ -53,10 +53,13 @@ def reference_score(model, tokenizer, scorer: Scorer, query, thinking, answer, c
     """Independent computation: one full forward, log-softmax over all logits, the scored tokens found char by char."""
     text, lo, hi = scorer.build(query, thinking, answer)
     enc = tokenizer(text, add_special_tokens=False)
-    # A token is scored when it starts inside the scored region (one that straddles the boundary is context).
-    scored = [t for t in range(len(enc["input_ids"])) if lo <= enc.token_to_chars(t).start < hi]
-    decoded = tokenizer.decode([enc["input_ids"][t] for t in scored])
-    assert text[lo:hi].endswith(decoded) and len(decoded) >= hi - lo - 3  # the scored tokens spell the scored text
+    # Upstream's rule, walked over the characters: from the last token starting at or before lo (a token straddling
+    # the boundary counts; of the byte tokens of one character, the last) to the first one reaching hi.
+    chars = [enc.token_to_chars(t) for t in range(len(enc["input_ids"]))]
+    first = max(t for t, c in enumerate(chars) if c.start <= lo)
+    last = min(t for t, c in enumerate(chars) if t >= first and c.end >= hi)
+    scored = list(range(first, last + 1))
+    assert chars[first].start <= lo and chars[last].end >= hi  # together they cover the scored text
     ids = torch.tensor([enc["input_ids"]], device=model.device)
     with torch.no_grad():
         logprobs = torch.log_softmax(model(ids).logits.float(), dim=-1)[0]
@@ -280,16 +283,17 @@ def test_first_segment_context(tiny, pairs):
     on = Scorer(tokenizer, fp32_config(scorer_clip=False), model=model)
     off = Scorer(tokenizer, fp32_config(scorer_clip=False, scorer_first_segment_context=False), model=model)
     r_on, r_off = on.score([q], [z], [y])[0], off.score([q], [z], [y])[0]
-    n_second = len(tokenizer(second, add_special_tokens=False)["input_ids"])
-    assert abs(r_on.n_scored - n_second) <= 1  # only the second segment (its first token may merge with "\n\n")
+    n_second = len(tokenizer("\n\n" + second, add_special_tokens=False)["input_ids"])
+    assert abs(r_on.n_scored - n_second) <= 1  # the separator and the second segment (+ a token straddling the end)
     assert r_off.n_scored > r_on.n_scored + 20
     assert r_on.score != pytest.approx(r_off.score, abs=1e-4)
-    # The scored part of the answer is exactly what follows the first segment.
+    # The scored part of the answer is exactly what follows the first segment, its separator included.
     text, lo, hi = on.build(q, z, y)
-    assert text[lo:hi] == second
+    assert text[lo:hi] == "\n\n" + second
     # A single-segment answer has nothing after its first segment: the whole answer is scored.
     single = on.score([q], [z], [second])[0]
-    assert single.status == STATUS_OK and abs(single.n_scored - n_second) <= 1
+    n_alone = len(tokenizer(second, add_special_tokens=False)["input_ids"])
+    assert single.status == STATUS_OK and abs(single.n_scored - n_alone) <= 1
 
 
 def test_too_long_does_not_stop_the_batch(tiny, pairs):

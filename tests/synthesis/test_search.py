@@ -347,7 +347,7 @@ def test_leak_guard_rejects_copies_of_the_answer(tiny_scorer):
 @pytest.mark.parametrize(
     "initial_text, finish, filters, reason",
     [
-        (paragraphs(["The user wants a calm story and I keep saying so again."] * 12), "stop", {}, "repetition"),
+        (paragraphs(["The user wants a calm story and I keep saying so again. " * 2] * 12), "stop", {}, "repetition"),
         (paragraphs(THINKING), "length", {}, "end_of_thinking"),
         (paragraphs(THINKING[:3] + [THINKING[3] + " Hmm, maybe not."]), "stop", {}, "end_of_thinking"),
         (paragraphs(THINKING), "stop", {"filter_min_thinking_tokens": 10_000}, "too_short"),
