@@ -146,9 +146,18 @@ class SearchConfig:
         default=MIN_SEGMENT_CHARS, metadata={"help": "Thinking segments shorter than this merge into the next one."}
     )
     search_seed: int = field(default=42, metadata={"help": "Seed of openers and sampling (per map batch and step)."})
+    search_num_rollouts: int = field(
+        default=1,
+        metadata={
+            "help": "Initial trajectories per pair (the official code's n_sample), each searched and written as its "
+            "own row with its rollout index; rollout r of pair i is row i * n + r, so seeds follow (pair, rollout)."
+        },
+    )
 
     def __post_init__(self):
         check_choices(self)
+        if self.search_num_rollouts < 1:
+            raise ValueError(f"search_num_rollouts must be >= 1, got {self.search_num_rollouts}")
         if self.search_num_expansion < 1 or self.search_max_step < 0:
             raise ValueError("search_num_expansion must be >= 1 and search_max_step >= 0")
         for lang in ("en", "zh"):

@@ -117,6 +117,8 @@ def config_name(search_cfg: SearchConfig, scorer_cfg: ScorerConfig, gen_cfg: Gen
         f"s{search_cfg.search_max_step}",
         f"t{search_cfg.search_stop_thresh:g}",
     ]
+    if search_cfg.search_num_rollouts > 1:
+        parts.append(f"r{search_cfg.search_num_rollouts}")
     if not search_cfg.search_reflection:
         parts.append("noreflect")
     if search_cfg.search_edit_format != "analyze":

@@ -79,14 +79,27 @@ def follow_reflection_switch(search_cfg: SearchConfig, scorer_cfg: ScorerConfig)
     return scorer_cfg
 
 
+def expand_rollouts(ds, n: int):
+    """Each pair ``n`` times in a row, with its ``rollout`` index: rollout r of pair i is row i * n + r, so the
+    seeds, which follow rows, follow (pair, rollout), and a resumed or sharded run cuts exactly the same rows."""
+    from datasets import Value
+
+    pairs = len(ds)
+    if n > 1:
+        ds = ds.select([i for i in range(pairs) for _ in range(n)])
+    return ds.add_column("rollout", [r for _ in range(pairs) for r in range(n)], feature=Value("int32"))
+
+
 def mark_duplicates(ds, enabled: bool = True):
-    """Add ``duplicate_of``: the index of the first row with the same normalised (query, answer), else None. Also
-    returns a hash of all the rows, which ties resumable pieces to the data they were searched from."""
+    """Add ``duplicate_of``: the index of the first row with the same normalised (query, answer) and rollout, else
+    None. Also returns a hash of all the rows, which ties resumable pieces to the data they were searched from."""
     first: dict[str, int] = {}
     dup: list[int | None] = []
     digest = hashlib.sha256()
-    for i, (q, a) in enumerate(zip(ds["query"], ds["answer"], strict=True)):
+    rollouts = ds["rollout"] if "rollout" in ds.column_names else [0] * len(ds)
+    for i, (q, a, r) in enumerate(zip(ds["query"], ds["answer"], rollouts, strict=True)):
         key = pair_key(q, a) if isinstance(q, str) and isinstance(a, str) else repr((q, a))
+        key = f"{key}-{r}" if r else key
         digest.update(key.encode())
         if not enabled or not isinstance(q, str) or not isinstance(a, str):
             dup.append(None)
@@ -158,9 +171,10 @@ def synthesize(
         args.max_rows,
         args.dataset_config,
     )
-    clashes = [c for c in [*search_features(), "duplicate_of"] if c in ds.column_names]
+    clashes = [c for c in [*search_features(), "duplicate_of", "rollout"] if c in ds.column_names]
     if clashes:
         ds = ds.rename_columns({c: f"source_{c}" for c in clashes})
+    ds = expand_rollouts(ds, search_cfg.search_num_rollouts)
     ds, data_hash = mark_duplicates(ds, filter_cfg.filter_dedup)
     scorer_cfg = follow_reflection_switch(search_cfg, scorer_cfg)
     configs = (args, gen_cfg, search_cfg, filter_cfg, scorer_cfg)

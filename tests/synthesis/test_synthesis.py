@@ -168,6 +168,43 @@ def test_resume_with_real_sampling_is_identical(tmp_path, pairs_file, tiny_llama
     assert all(row["z0"] for row in a)  # real sampled text, compared character for character
 
 
+@pytest.mark.slow
+def test_rollouts_are_rows_of_their_own_and_resume_exactly(tmp_path, pairs_file, tiny_llama_dir, monkeypatch):
+    """Two sampled rollouts per pair: each its own row with its index, different trajectories, and a run killed
+    after a piece and started again writes exactly what an uninterrupted run writes."""
+    generator = GeneratorConfig(generator_model=str(tiny_llama_dir), generator_dtype="fp32", generator_device="cpu")
+    kw = dict(search_segment_min_chars=1, search_min_rollout_tokens=1, search_edit_format="refine")
+    full = configs(tmp_path / "full", pairs_file, tiny_llama_dir, generator, search_num_rollouts=2, **kw)
+    full[3].filter_repetition = False
+    synthesis.synthesize(*full, process_index=0, num_processes=1)
+    crashed = configs(tmp_path / "crashed", pairs_file, tiny_llama_dir, generator, search_num_rollouts=2, **kw)
+    crashed[3].filter_repetition = False
+    crash_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        synthesis.synthesize(*crashed, process_index=0, num_processes=1)
+    monkeypatch.undo()
+    synthesis.synthesize(*crashed, process_index=0, num_processes=1)
+    a = load_from_disk(str(tmp_path / "full" / "dataset")).to_list()
+    b = load_from_disk(str(tmp_path / "crashed" / "dataset")).to_list()
+    assert a == b and len(a) == 10
+    assert [row["rollout"] for row in a] == [0, 1] * 5
+    assert all(row["duplicate_of"] is None for row in a)  # a pair's second rollout is no duplicate
+    assert all(a[i]["query"] == a[i + 1]["query"] and a[i]["z0"] != a[i + 1]["z0"] for i in range(0, 10, 2))
+
+
+def test_expand_rollouts_keeps_pairs_together():
+    from datasets import Dataset
+
+    ds = synthesis.expand_rollouts(Dataset.from_dict({"query": ["a", "b"], "answer": ["x", "y"]}), 3)
+    assert ds["query"] == ["a"] * 3 + ["b"] * 3 and ds["rollout"] == [0, 1, 2] * 2
+    marked, _ = synthesis.mark_duplicates(ds)
+    assert marked["duplicate_of"] == [None] * 6
+    one = synthesis.expand_rollouts(Dataset.from_dict({"query": ["a", "a"], "answer": ["x", "x"]}), 1)
+    assert synthesis.mark_duplicates(one)[0]["duplicate_of"] == [None, 0]
+    with pytest.raises(ValueError, match="search_num_rollouts"):
+        SearchConfig(search_num_rollouts=0)
+
+
 def test_config_name_carries_the_key_hyperparameters():
     paper = GeneratorConfig(generator_model="Qwen/Qwen2.5-32B-Instruct", generator_backend="openai")
     name = synthesis.config_name(SearchConfig(), ScorerConfig(scorer_model="Qwen/Qwen3-8B-Base"), paper)
