@@ -1,5 +1,6 @@
 """Prompt templates: Jinja files in ``reer_hf/prompts``, one per prompt and language (picked per row by
-:func:`reer_hf.core.text.detect_language`).
+:func:`reer_hf.core.text.detect_language`), or the official REER code's own templates, fetched from their pinned
+commit (:mod:`reer_hf.core.official`) and filled as the official code fills them.
 
 Templates live in this folder as ``<name>_<lang>.md``; a path to a file of one's own can be given instead of a name.
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 
+from reer_hf.core import official
 from reer_hf.core.text import LANGUAGES
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
@@ -39,3 +41,23 @@ def template_source(name: str, lang: str = "en") -> str:
 def render(name: str, lang: str = "en", **variables) -> str:
     """Render prompt ``name`` (or a template file path) with ``variables``; missing variables raise."""
     return _template(template_source(name, lang)).render(**variables).strip()
+
+
+#: Our prompt names and the official templates that play their part. The official code fills a template with
+#: ``str.format`` and positional arguments: inference (query), initial (query, answer), edit (query, answer, before,
+#: target, after, target).
+OFFICIAL_TEMPLATES = {"inference": "standard_inference", "initial": "initial_thinking", "edit": "segment_edits"}
+
+
+@lru_cache(maxsize=32)
+def official_text(name: str) -> str:
+    """A text of the official REER code (``reer:NAME``), fetched once from its pinned commit and verified."""
+    return official.text(f"reer:{name}")
+
+
+def official_prompt(name: str, lang: str, *arguments: str) -> str:
+    """Our prompt ``name`` (inference, initial or edit) in the official code's wording for ``lang``, filled with
+    ``arguments`` in the official order."""
+    if name not in OFFICIAL_TEMPLATES:
+        raise ValueError(f"No official template plays the part of {name!r}; there are {sorted(OFFICIAL_TEMPLATES)}")
+    return official_text(f"{OFFICIAL_TEMPLATES[name]}_{'cn' if lang == 'zh' else 'en'}").format(*arguments)

@@ -115,6 +115,13 @@ class ScorerConfig:
         default="inference",
         metadata={"help": "Prompt name in reer_hf/prompts (language picked per row) or a path to a Jinja file."},
     )
+    scorer_prompt_source: Literal["builtin", "official"] = field(
+        default="builtin",
+        metadata={
+            "help": "The inference prompt: builtin (scorer_inference_template, offline) or official (the official "
+            "REER code's template, fetched from its pinned commit and sha256-checked, filled as that code fills it)."
+        },
+    )
     scorer_reflection: bool | None = field(
         default=None,
         metadata={
@@ -153,6 +160,8 @@ class ScorerConfig:
 
     def __post_init__(self):
         check_choices(self)
+        if self.scorer_prompt_source == "official" and self.scorer_reflection is False:
+            raise ValueError("scorer_reflection false edits our inference template; the official one cannot be edited")
         if self.scorer_thinking_format.count("{thinking}") != 1:
             raise ValueError("scorer_thinking_format must contain the placeholder {thinking} exactly once")
         if self.scorer_clip and self.scorer_clip_min > self.scorer_clip_max:

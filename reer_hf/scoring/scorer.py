@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from reer_hf.core.models import load_causal_lm, load_tokenizer, resolve_model
-from reer_hf.core.prompts import render
+from reer_hf.core.prompts import official_prompt, render
 from reer_hf.core.segment import segment_bounds
 from reer_hf.core.text import detect_language
 from reer_hf.scoring.config import ScorerConfig
@@ -139,17 +139,11 @@ class Scorer:
             messages = []
             if self.config.scorer_system_prompt:
                 messages.append({"role": "system", "content": self.config.scorer_system_prompt})
-            messages.append(
-                {
-                    "role": "user",
-                    "content": render(
-                        self.config.scorer_inference_template,
-                        lang,
-                        query=query,
-                        reflection=reflection,
-                    ),
-                }
-            )
+            if self.config.scorer_prompt_source == "official":
+                content = official_prompt("inference", lang, query)
+            else:
+                content = render(self.config.scorer_inference_template, lang, query=query, reflection=reflection)
+            messages.append({"role": "user", "content": content})
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             if len(self._contexts) > 4096:
                 self._contexts.clear()

@@ -130,6 +130,28 @@ class SearchConfig:
     search_edit_prompt: str = field(
         default="edit", metadata={"help": "Prompt of the segment edit (name in reer_hf/prompts or a path)."}
     )
+    search_prompt_source: Literal["builtin", "official"] = field(
+        default="builtin",
+        metadata={
+            "help": "builtin: our prompts (reer_hf/prompts, offline). official: the official REER code's templates, "
+            "fetched from their pinned commit and sha256-checked (python -m reer_hf.official fetch reer), filled as "
+            "the official code fills them, with its system turn and edit pre-fill unless set below."
+        },
+    )
+    search_system_prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "System turn of the generator's requests. None: none with builtin prompts, the official one "
+            "with official prompts; '' for none."
+        },
+    )
+    search_edit_prefill: str | None = field(
+        default=None,
+        metadata={
+            "help": "Text the edit reply is pre-filled with before its <analyze> tag. None: nothing with builtin "
+            "prompts, the official sentence with official prompts."
+        },
+    )
     search_reflection: bool = field(
         default=True,
         metadata={"help": "Ask for human-like reflection phrases; false gives the 'no reflection tokens' ablation."},
@@ -156,6 +178,11 @@ class SearchConfig:
 
     def __post_init__(self):
         check_choices(self)
+        if self.search_prompt_source == "official" and not self.search_reflection:
+            raise ValueError(
+                "search_reflection false (the 'no reflection tokens' ablation) removes an instruction from our "
+                "prompts; the official templates cannot be edited: use search_prompt_source builtin for the ablation"
+            )
         if self.search_num_rollouts < 1:
             raise ValueError(f"search_num_rollouts must be >= 1, got {self.search_num_rollouts}")
         if self.search_num_expansion < 1 or self.search_max_step < 0:
@@ -207,6 +234,13 @@ class FilterConfig:
     )
     filter_dedup: bool = field(
         default=True, metadata={"help": "Search each (query, answer) pair once; later duplicates are recorded."}
+    )
+    filter_malformed: bool = field(
+        default=True,
+        metadata={
+            "help": "Drop trajectories and reject rewrites that hold the format's own tags (<think>, <answer>, "
+            "<refine>, ...): a model that wrote them lost the format. The official code keeps them."
+        },
     )
     filter_leak_guard: bool = field(
         default=True,

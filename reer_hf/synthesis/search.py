@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from reer_hf.core.prompts import render
+from reer_hf.core.prompts import official_prompt, official_text, render
 from reer_hf.core.segment import segment_spans
 from reer_hf.core.text import detect_language, strip_thinking
 from reer_hf.scoring.scorer import STATUS_OK, Scorer
@@ -167,6 +167,21 @@ class Searcher:
         self.answer_column = answer_column
         self.stats: Counter = Counter()
         self.on_step = None  # optional callback(step, n_active) for progress displays
+        official = self.config.search_prompt_source == "official"
+        system = self.config.search_system_prompt
+        self.system_prompt = (official_text("default_sys") if official else None) if system is None else system
+        self.official_prompts = official
+
+    def _messages(self, content: str) -> list[dict[str, str]]:
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return system + [{"role": "user", "content": content}]
+
+    def _edit_prefill(self, lang: str) -> str:
+        """What an edit reply starts with before its tag: the option, else the official sentence with official
+        prompts (the official code pre-fills it, then ``<analyze>``), else nothing."""
+        if self.config.search_edit_prefill is not None:
+            return self.config.search_edit_prefill
+        return official_text(f"edit_prefill_{'zh' if lang == 'zh' else 'en'}") if self.official_prompts else ""
 
     # ---- the map function -----------------------------------------------------------------------------------------
     def __call__(self, batch: dict[str, list], indices: list[int], offset: int = 0) -> dict[str, list]:
@@ -230,6 +245,14 @@ class Searcher:
         rng = random.Random(f"{cfg.search_seed}-{item.index}")  # per row: independent of batching
         return rng.choices(openers, weights=weights, k=1)[0]
 
+    def _initial_prompt(self, it: _Item) -> str:
+        if self.official_prompts:
+            return official_prompt("initial", it.lang, it.query, it.answer)
+        cfg = self.config
+        return render(
+            cfg.search_initial_prompt, it.lang, query=it.query, answer=it.answer, reflection=cfg.search_reflection
+        )
+
     def _initial(self, items: list[_Item], seed: int) -> None:
         todo = [it for it in items if it.status == STATUS_OK]
         if not todo:
@@ -238,21 +261,7 @@ class Searcher:
         # a server without pre-fill never sees the opener, so it is not part of the trajectory either
         openers = [self._opener(it) if self.generator.sees_prefill else "" for it in todo]
         requests = [
-            Request(
-                messages=[
-                    {
-                        "role": "user",
-                        "content": render(
-                            cfg.search_initial_prompt,
-                            it.lang,
-                            query=it.query,
-                            answer=it.answer,
-                            reflection=cfg.search_reflection,
-                        ),
-                    }
-                ],
-                prefill=f"{THINK_OPEN}\n{opener}",
-            )
+            Request(messages=self._messages(self._initial_prompt(it)), prefill=f"{THINK_OPEN}\n{opener}")
             for it, opener in zip(todo, openers, strict=True)
         ]
         sampling = Sampling(
@@ -281,7 +290,7 @@ class Searcher:
                 it.drop("short_rollout")
             elif not it.finished and self.filters.filter_end_of_thinking:
                 it.drop("end_of_thinking", STATUS_FILTERED)  # cut by the token limit: no search can fix that
-            elif any(tag in it.z0 for tag in _TAGS):
+            elif self.filters.filter_malformed and any(tag in it.z0 for tag in _TAGS):
                 it.drop("malformed")
             elif len(it.segments) <= 1:
                 it.drop("single_segment")
@@ -302,22 +311,28 @@ class Searcher:
         cfg = self.config
         requests, prefills = [], []
         for it in active:
-            prefill = f"{ANALYZE_OPEN}\n" if cfg.search_edit_format == "analyze" else f"{REFINE_OPEN}\n"
+            tag = f"{ANALYZE_OPEN}\n" if cfg.search_edit_format == "analyze" else f"{REFINE_OPEN}\n"
+            prefill = self._edit_prefill(it.lang) + tag
             if cfg.search_edit_format == "refine" and cfg.search_refine_lead_words and self.generator.sees_prefill:
                 prefill += lead_words(it.segments[step], cfg.search_refine_lead_words)
             prefills.append(prefill)
             before, after = it.thinking()[: self._offset(it, step)], it.thinking()[self._offset(it, step + 1) :]
-            prompt = render(
-                cfg.search_edit_prompt,
-                it.lang,
-                query=it.query,
-                answer=it.answer,
-                before=before.strip(),
-                target=it.segments[step],
-                after=after.strip(),
-                reflection=cfg.search_reflection,
-            )
-            requests.append(Request(messages=[{"role": "user", "content": prompt}], prefill=prefill))
+            if self.official_prompts:
+                target = it.segments[step]
+                args = (it.query, it.answer, before.strip(), target, after.strip(), target)
+                prompt = official_prompt("edit", it.lang, *args)
+            else:
+                prompt = render(
+                    cfg.search_edit_prompt,
+                    it.lang,
+                    query=it.query,
+                    answer=it.answer,
+                    before=before.strip(),
+                    target=it.segments[step],
+                    after=after.strip(),
+                    reflection=cfg.search_reflection,
+                )
+            requests.append(Request(messages=self._messages(prompt), prefill=prefill))
         sampling = Sampling(
             n=cfg.search_num_expansion,
             temperature=cfg.search_temperature,
@@ -411,7 +426,7 @@ class Searcher:
         if self.config.search_edit_format == "refine" and SEPARATOR in target:
             # refine stops at a blank line, so it rewrote the first paragraph of a merged segment; keep the rest
             rewrite = rewrite + SEPARATOR + target.split(SEPARATOR, 1)[1]
-        if any(tag in rewrite for tag in _TAGS):
+        if self.filters.filter_malformed and any(tag in rewrite for tag in _TAGS):
             return None, "malformed"
         if rewrite == it.segments[step].strip():
             return None, "unchanged"

@@ -323,6 +323,20 @@ def test_bad_rewrites_are_rejected_with_a_reason(tiny_scorer, reply, status):
     assert not step["accepted"] and out[0]["status"] == "ok" and out[0]["z_star"] == out[0]["z0"]
 
 
+def test_malformed_rewrites_are_kept_when_the_filter_is_off(tiny_scorer):
+    """The official code keeps a rewrite that holds the format's tags; filter_malformed false does the same."""
+
+    def edit(target, payload):
+        return [f"Fine.\n</analyze>\n<refine>\n{target} It ends <answer>here</answer>.\n"] * payload["n"]
+
+    with OpenAIServer(Writer(edit=edit)) as server:
+        relaxed = make_searcher(
+            server, tiny_scorer, search_config(search_max_step=1), filter_config(filter_malformed=False)
+        )
+        (step,) = run(relaxed, rows(1))[0]["trace"]
+    assert "malformed" not in step["candidate_status"] and all("<answer>" in c for c in step["candidates"])
+
+
 def test_leak_guard_rejects_copies_of_the_answer(tiny_scorer):
     copied = " ".join(ANSWER.split()[:14])
 
