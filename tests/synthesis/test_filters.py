@@ -5,6 +5,7 @@ import re
 import time
 
 import pytest
+from testing_utils import PROSE, ZH_PROSE
 
 from reer_hf.core.text import units
 from reer_hf.synthesis.config import FilterConfig
@@ -14,19 +15,6 @@ from reer_hf.synthesis.filters import (
     leaked_span,
     pair_key,
     top_ngram_share,
-)
-
-PROSE = (
-    "The harbour town wakes slowly in late autumn. Fishermen drag their nets across the wet stones while gulls argue "
-    "over scraps near the market. A baker opens her shutters and the smell of bread drifts down to the water, where "
-    "an old ferry waits for its first passengers. Children run past the chapel on their way to school, counting the "
-    "boats that did not return last night. Nobody speaks of the storm, yet everyone glances at the grey horizon "
-    "before going back to work. By noon the fog lifts, and the whole bay shines like hammered tin under a pale sun."
-)
-ZH_PROSE = (
-    "秋天的早晨，小镇慢慢醒来。渔民把湿漉漉的渔网拖过石板路，海鸥在集市旁争抢残羹。面包店的老板娘推开窗，"
-    "刚出炉的香气飘到码头，一艘旧渡船正等着第一批乘客。孩子们跑过教堂去上学，一边数着昨夜没有回来的船。"
-    "没有人提起那场风暴，可每个人都会先望一眼灰色的海平线，再低头干活。到了中午，雾气散去，整片海湾亮得像一块锤过的锡。"
 )
 
 

@@ -147,23 +147,29 @@ def test_processes_take_their_shards_and_the_main_one_merges(tmp_path, pairs_fil
     assert a.to_list() == b.to_list()
 
 
-@pytest.mark.slow
-def test_resume_with_real_sampling_is_identical(tmp_path, pairs_file, tiny_llama_dir, monkeypatch):
-    """The transformers generator samples for real: seeds per map batch make a resumed run write the same data."""
-    generator = GeneratorConfig(generator_model=str(tiny_llama_dir), generator_dtype="fp32", generator_device="cpu")
-    kw = dict(search_segment_min_chars=1, search_min_rollout_tokens=1, search_edit_format="refine")
-    full = configs(tmp_path / "full", pairs_file, tiny_llama_dir, generator, **kw)
+def full_and_resumed(tmp_path, pairs_file, model_dir, monkeypatch, **search) -> tuple[list[dict], list[dict]]:
+    """The rows of an uninterrupted run and of a run killed after two pieces and started again, with a generator
+    that samples for real (the tiny transformers model)."""
+    generator = GeneratorConfig(generator_model=str(model_dir), generator_dtype="fp32", generator_device="cpu")
+    kw = dict(search_segment_min_chars=1, search_min_rollout_tokens=1, search_edit_format="refine", **search)
+    full = configs(tmp_path / "full", pairs_file, model_dir, generator, **kw)
     full[3].filter_repetition = False
     synthesis.synthesize(*full, process_index=0, num_processes=1)
-    crashed = configs(tmp_path / "crashed", pairs_file, tiny_llama_dir, generator, **kw)
+    crashed = configs(tmp_path / "crashed", pairs_file, model_dir, generator, **kw)
     crashed[3].filter_repetition = False
     crash_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         synthesis.synthesize(*crashed, process_index=0, num_processes=1)
     monkeypatch.undo()
     synthesis.synthesize(*crashed, process_index=0, num_processes=1)
-    a = load_from_disk(str(tmp_path / "full" / "dataset")).to_list()
-    b = load_from_disk(str(tmp_path / "crashed" / "dataset")).to_list()
+    full_rows = load_from_disk(str(tmp_path / "full" / "dataset")).to_list()
+    return full_rows, load_from_disk(str(tmp_path / "crashed" / "dataset")).to_list()
+
+
+@pytest.mark.slow
+def test_resume_with_real_sampling_is_identical(tmp_path, pairs_file, tiny_llama_dir, monkeypatch):
+    """The transformers generator samples for real: seeds per map batch make a resumed run write the same data."""
+    a, b = full_and_resumed(tmp_path, pairs_file, tiny_llama_dir, monkeypatch)
     assert a == b
     assert all(row["z0"] for row in a)  # real sampled text, compared character for character
 
@@ -172,20 +178,7 @@ def test_resume_with_real_sampling_is_identical(tmp_path, pairs_file, tiny_llama
 def test_rollouts_are_rows_of_their_own_and_resume_exactly(tmp_path, pairs_file, tiny_llama_dir, monkeypatch):
     """Two sampled rollouts per pair: each its own row with its index, different trajectories, and a run killed
     after a piece and started again writes exactly what an uninterrupted run writes."""
-    generator = GeneratorConfig(generator_model=str(tiny_llama_dir), generator_dtype="fp32", generator_device="cpu")
-    kw = dict(search_segment_min_chars=1, search_min_rollout_tokens=1, search_edit_format="refine")
-    full = configs(tmp_path / "full", pairs_file, tiny_llama_dir, generator, search_num_rollouts=2, **kw)
-    full[3].filter_repetition = False
-    synthesis.synthesize(*full, process_index=0, num_processes=1)
-    crashed = configs(tmp_path / "crashed", pairs_file, tiny_llama_dir, generator, search_num_rollouts=2, **kw)
-    crashed[3].filter_repetition = False
-    crash_after(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        synthesis.synthesize(*crashed, process_index=0, num_processes=1)
-    monkeypatch.undo()
-    synthesis.synthesize(*crashed, process_index=0, num_processes=1)
-    a = load_from_disk(str(tmp_path / "full" / "dataset")).to_list()
-    b = load_from_disk(str(tmp_path / "crashed" / "dataset")).to_list()
+    a, b = full_and_resumed(tmp_path, pairs_file, tiny_llama_dir, monkeypatch, search_num_rollouts=2)
     assert a == b and len(a) == 10
     assert [row["rollout"] for row in a] == [0, 1] * 5
     assert all(row["duplicate_of"] is None for row in a)  # a pair's second rollout is no duplicate
