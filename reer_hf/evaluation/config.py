@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
 
 from reer_hf.core.endpoint import Endpoint
 from reer_hf.core.options import check_choices
 from reer_hf.evaluation.benchmarks import BENCHMARKS
+from reer_hf.evaluation.judgement import JudgeSampling
 
 STAGES = ("generate", "judge", "report")
+PromptSource = Literal["builtin", "official"]
+#: The judge calls that are no benchmark's: the reasoning profile.
+REASONING = "reasoning"
 
 
 @dataclass
@@ -72,9 +76,29 @@ class EvaluationScriptArguments:
         default="", metadata={"help": "Start of the assistant turn, e.g. '<think>\\n' to make a model think first."}
     )
     save_every: int = field(default=32, metadata={"help": "Items per generation call; each call is saved at once."})
+    judge_prompt_source: PromptSource = field(
+        default="builtin",
+        metadata={
+            "help": "Judge prompts: builtin (reer_hf/prompts/judge_*_en.md) or official (each benchmark's own "
+            "prompt and message layout, fetched from its pinned repository; docs/benchmarks.md)."
+        },
+    )
+    judge_prompt_sources: dict | None = field(
+        default=None,
+        metadata={
+            "help": "Benchmark -> builtin or official, over judge_prompt_source (e.g. {writingbench: official})."
+        },
+    )
     judge_templates: dict | None = field(
         default=None,
         metadata={"help": "Benchmark -> judge template file of one's own (default reer_hf/prompts/judge_*_en.md)."},
+    )
+    report_lb_column: Literal["S", "S_q", "S_l"] = field(
+        default="S",
+        metadata={
+            "help": "What the table's LB column shows: S = (S_l + S_q) / 2 (the paper's), S_q (quality, judged) or "
+            "S_l (length, no judge); the report says which."
+        },
     )
     judge_retry_failed: bool = field(
         default=True, metadata={"help": "A resumed run asks the judge again for the calls that failed before."}
@@ -113,12 +137,28 @@ class EvaluationScriptArguments:
         unknown_templates = sorted(set(self.judge_templates or {}) - set(BENCHMARKS))
         if unknown_templates:
             raise ValueError(f"judge_templates keys must be benchmarks {list(BENCHMARKS)}, got {unknown_templates}")
+        sources = self.judge_prompt_sources or {}
+        if sorted(set(sources) - set(BENCHMARKS)) or set(sources.values()) - {"builtin", "official"}:
+            raise ValueError(
+                f"judge_prompt_sources maps benchmarks {list(BENCHMARKS)} to builtin or official, got {sources}"
+            )
+        clash = sorted(b for b in self.judge_templates or {} if self.prompt_source(b) == "official")
+        if clash:
+            raise ValueError(f"judge_templates names {clash}, judged with the official prompt: choose one")
+
+    def prompt_source(self, benchmark: str) -> PromptSource:
+        """Where benchmark ``benchmark``'s judge prompt comes from in this run."""
+        return (self.judge_prompt_sources or {}).get(benchmark, self.judge_prompt_source)
 
 
 @dataclass
 class JudgeConfig:
     """The judge model behind any OpenAI-compatible endpoint and how it is called. The paper's judges were GPT-4o /
-    Claude 3.7 class models; LongBench-Write's own code judges with gpt-4o-2024-05-13 at temperature 0.5."""
+    Claude 3.7 class models; LongBench-Write's own code judges with gpt-4o-2024-05-13 at temperature 0.5.
+
+    Each benchmark's judge samples as its official script does (its ``judge_sampling``); ``judge_temperature``,
+    ``judge_top_p``, ``judge_max_tokens`` and ``judge_seed`` override every benchmark when set, and
+    ``judge_sampling`` overrides one benchmark (or ``reasoning``) over both."""
 
     judge_model: str = field(
         default="gpt-4o-2024-05-13",
@@ -130,11 +170,27 @@ class JudgeConfig:
     judge_api_key_env: str | None = field(
         default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the API key; None: no key."}
     )
-    judge_temperature: float = field(default=0.5, metadata={"help": "Sampling temperature of the judge."})
-    judge_top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling of the judge."})
-    judge_max_tokens: int = field(default=4096, metadata={"help": "Maximum new tokens of a judge reply."})
+    judge_temperature: float | None = field(
+        default=None, metadata={"help": "None: each benchmark's official (LB 0.5, HB 0.8, WB 1.0; reasoning 0.5)."}
+    )
+    judge_top_p: float | None = field(
+        default=None, metadata={"help": "None: each benchmark's official (WB 0.95, else 1)."}
+    )
+    judge_max_tokens: int | None = field(
+        default=None, metadata={"help": "None: each benchmark's official (LB 1024, HB 4096, WB 2048; reasoning 4096)."}
+    )
     judge_seed: int | None = field(
-        default=None, metadata={"help": "Seed of the first try (each further try adds 1); None: no seed."}
+        default=None,
+        metadata={
+            "help": "Seed of the first try (each further try adds 1); None: each benchmark's (HB 42, else none)."
+        },
+    )
+    judge_sampling: dict | None = field(
+        default=None,
+        metadata={
+            "help": "Benchmark (or reasoning) -> {temperature, top_p, max_tokens, seed} over the options above, e.g. "
+            "{hellobench: {seed: null}}."
+        },
     )
     judge_max_concurrency: int = field(default=16, metadata={"help": "Judge calls in flight at once."})
     judge_max_retries: int = field(
@@ -153,6 +209,24 @@ class JudgeConfig:
             raise ValueError("judge_max_retries and judge_max_parse_retries must be >= 0")
         if self.judge_backoff < 0 or self.judge_timeout <= 0:
             raise ValueError("judge_backoff must be >= 0 and judge_timeout > 0")
+        keys = {f.name for f in fields(JudgeSampling)}
+        for name, overrides in (self.judge_sampling or {}).items():
+            if name not in (*BENCHMARKS, REASONING) or not isinstance(overrides, dict) or set(overrides) - keys:
+                raise ValueError(
+                    f"judge_sampling maps a benchmark {list(BENCHMARKS)} or {REASONING!r} to some of {sorted(keys)}, "
+                    f"got {name!r}: {overrides!r}"
+                )
+
+    def sampling(self, name: str | None, default: JudgeSampling) -> JudgeSampling:
+        """The judge sampling of benchmark ``name`` (or ``reasoning``; None: a request that names none): ``default``
+        (the benchmark's official settings), then the ``judge_*`` options that are set, then ``judge_sampling``."""
+        chosen: dict[str, Any] = {
+            key: getattr(self, f"judge_{key}")
+            for key in ("temperature", "top_p", "max_tokens", "seed")
+            if getattr(self, f"judge_{key}") is not None
+        }
+        chosen.update((self.judge_sampling or {}).get(name, {}) if name else {})
+        return replace(default, **chosen)
 
     def endpoint(self) -> Endpoint:
         """The endpoint the ``judge_*`` options name."""

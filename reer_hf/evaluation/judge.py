@@ -5,8 +5,9 @@ The HTTP side is the endpoint generator of :mod:`reer_hf.synthesis.generation` o
 :class:`~reer_hf.core.endpoint.Endpoint` (bounded concurrency, retries with exponential backoff on network errors and
 HTTP 408/429/502/503/504, other HTTP errors not retried). On top of it the judge retries a reply that does not parse,
 up to ``judge_max_parse_retries`` more calls, and turns every failure into a :class:`Judgement` with ``ok=False``, the
-error and its kind, read from the failed completion's ``error_kind``: a failed item is recorded and counted, never
-given a default score.
+error and its kind, read from the failed completion's ``error_kind``: a failed item is counted, never given a default
+score. Only a reply the judge gave and the parser rejected is stored as a failure; a failure of the transport (no
+reply, a refused request, bodies that are no reply) is left out of the log, so the next run asks again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from reer_hf.evaluation.config import JudgeConfig
-from reer_hf.evaluation.judgement import PARSE_ERRORS, Judgement, JudgeRequest, extract_json
+from reer_hf.evaluation.judgement import (
+    DEFAULT_JUDGE_SAMPLING,
+    PARSE_ERRORS,
+    Judgement,
+    JudgeRequest,
+    extract_json,
+)
 from reer_hf.evaluation.store import JsonlLog
 from reer_hf.synthesis.generation import FINISH_ERROR, EndpointGenerator, Request, Sampling
 
@@ -31,8 +38,9 @@ class Judge:
     """Sends judge requests, at most ``judge_max_concurrency`` at once, and returns one :class:`Judgement` each, in
     request order. ``parse`` turns a reply's text into the judgement's value and raises (``ValueError``, ``KeyError``,
     ``TypeError``, ``IndexError``) for a reply it rejects; such a reply, or a body that is no reply at all (failure
-    kind ``parse``), is asked again, up to ``judge_max_parse_retries`` times. ``stats`` counts calls, judgements,
-    failed (and per kind), parse_retries and network retries.
+    kind ``body``), is asked again, up to ``judge_max_parse_retries`` times. A request samples with its own
+    ``sampling`` (else the ``judge_*`` options over :data:`DEFAULT_JUDGE_SAMPLING`). ``stats`` counts calls,
+    judgements, failed (and per kind), transport_failed, parse_retries and network retries.
     """
 
     def __init__(self, config: JudgeConfig):
@@ -66,17 +74,18 @@ class Judge:
 
     def _judge_one(self, request: JudgeRequest, parse: Callable[[str], Any]) -> Judgement:
         cfg = self.config
-        raw, error = "", ""
+        chosen = request.sampling or cfg.sampling(None, DEFAULT_JUDGE_SAMPLING)
+        raw, error, replied = "", "", False
         tries = cfg.judge_max_parse_retries + 1
         for attempt in range(tries):
             if attempt:
                 self._count(parse_retries=1)
             sampling = Sampling(
                 n=1,
-                temperature=cfg.judge_temperature,
-                top_p=cfg.judge_top_p,
-                max_new_tokens=cfg.judge_max_tokens,
-                seed=None if cfg.judge_seed is None else cfg.judge_seed + attempt,
+                temperature=chosen.temperature,
+                top_p=chosen.top_p,
+                max_new_tokens=chosen.max_tokens,
+                seed=None if chosen.seed is None else chosen.seed + attempt,
             )
             # one request per call from this thread: the judge's pool bounds the calls in flight
             completion = self._generator.generate([Request(request.messages)], sampling)[0][0]
@@ -87,7 +96,7 @@ class Judge:
                     continue
                 kind = "network" if completion.error_kind == "network" else "http"
                 return self._failed(request, kind, completion.error or "request failed", raw, attempt + 1)
-            raw = completion.text
+            raw, replied = completion.text, True
             try:
                 value = parse(raw)
             except PARSE_ERRORS as e:
@@ -95,11 +104,14 @@ class Judge:
                 continue
             self._count(judgements=1)
             return Judgement(request.id, True, value, raw, attempts=attempt + 1, meta=dict(request.meta))
-        return self._failed(request, "parse", f"unparsable after {tries} tries: {error}", raw, tries)
+        kind = "parse" if replied else "body"  # no reply at all in any try: the transport failed, not the judge
+        what = "unparsable" if replied else "no reply"
+        return self._failed(request, kind, f"{what} after {tries} tries: {error}", raw, tries)
 
     def _failed(self, request: JudgeRequest, kind: str, error: str, raw: str, attempts: int) -> Judgement:
-        self._count(judgements=1, failed=1, **{f"failed_{kind}": 1})
-        return Judgement(request.id, False, None, raw, error, kind, attempts, dict(request.meta))
+        judgement = Judgement(request.id, False, None, raw, error, kind, attempts, dict(request.meta))
+        self._count(judgements=1, failed=1, transport_failed=int(judgement.transport_failed), **{f"failed_{kind}": 1})
+        return judgement
 
 
 def judge_all(
@@ -114,11 +126,14 @@ def judge_all(
 ) -> list[Judgement]:
     """One judgement per request, in request order, asking the judge only for requests ``log`` has no judgement of
     (a request's ``meta["answer_sha"]`` ties it to the answer it judges; failed ones are asked again when
-    ``retry_failed``). With ``judge`` None nothing is asked: requests without a stored judgement come back failed, of
-    kind ``missing`` (a report rebuilt from an earlier run's judgements)."""
+    ``retry_failed``). A failure of the transport is returned (this run counts it) but never stored, so the next run
+    asks again whatever ``retry_failed`` says. With ``judge`` None nothing is asked: requests without a stored
+    judgement come back failed, of kind ``missing`` (a report rebuilt from an earlier run's judgements)."""
     stored: dict[tuple[str, str | None], Judgement] = {}
     for record in log.read():
         j = Judgement(**record)
+        if j.transport_failed:  # written by an older run: a transport failure is redone, never a result
+            continue
         if j.ok or not retry_failed:
             stored[(j.id, j.meta.get("answer_sha"))] = j
 
@@ -136,7 +151,7 @@ def judge_all(
     for lo in range(0, len(pending), chunk_size):
         chunk = pending[lo : lo + chunk_size]
         judged = judge.judge(chunk)
-        log.append([j.to_dict() for j in judged])
+        log.append([j.to_dict() for j in judged if not j.transport_failed])
         stored.update((key(r), j) for r, j in zip(chunk, judged, strict=True))
         bar.update(len(chunk))
     bar.close()

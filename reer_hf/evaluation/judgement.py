@@ -18,33 +18,55 @@ from typing import Any
 from reer_hf.core.text import strip_thinking
 
 __all__ = [
+    "DEFAULT_JUDGE_SAMPLING",
     "FAILURE_KINDS",
     "PARSE_ERRORS",
+    "TRANSPORT_KINDS",
     "JudgeRequest",
+    "JudgeSampling",
     "Judgement",
     "extract_json",
     "summarize",
 ]
 
-#: ``network``: no reply after the retries; ``http``: a refused request (HTTP 4xx, 500), not retried;
-#: ``parse``: replies (or bodies that are no reply) came back but none parsed within the tries; ``missing``: never
-#: asked (a report made without the judge stage found no stored judgement for it).
-FAILURE_KINDS = ("network", "http", "parse", "missing")
+#: ``network``: no reply after the retries; ``http``: a refused request (an HTTP error status), not retried;
+#: ``body``: every try came back with a body that is no reply; ``parse``: replies came back but none parsed within
+#: the tries; ``missing``: never asked (a report made without the judge stage found no stored judgement for it).
+FAILURE_KINDS = ("network", "http", "body", "parse", "missing")
+#: The failures of the transport, not of the judge: never stored, so the next run asks again. Only ``parse`` (the
+#: judge answered, unusably) is a recorded outcome.
+TRANSPORT_KINDS = ("network", "http", "body")
 
 #: What a parse function may raise for a reply it rejects (missing keys, wrong types, out-of-range scores).
 PARSE_ERRORS = (ValueError, KeyError, TypeError, IndexError)
+
+
+@dataclass(frozen=True)
+class JudgeSampling:
+    """How the judge samples one benchmark's replies; each benchmark's default is its official script's. ``seed`` is
+    the first try's (each further try adds 1, so a deterministic server does not repeat an unusable reply)."""
+
+    temperature: float
+    top_p: float = 1.0
+    max_tokens: int = 4096
+    seed: int | None = None
+
+
+#: The sampling of a request that names none (the reasoning profile; LongBench-Write's judge temperature).
+DEFAULT_JUDGE_SAMPLING = JudgeSampling(temperature=0.5, top_p=1.0, max_tokens=4096)
 
 
 @dataclass
 class JudgeRequest:
     """One judge call: ``id`` keys the item (and criterion) it judges; ``meta`` travels to the judgement; ``parse``,
     when set, reads this request's reply instead of the one given to the judge (a HelloBench reply is read against
-    its own checklist length)."""
+    its own checklist length); ``sampling``, when set, replaces the judge's own."""
 
     id: str
     messages: list[dict[str, str]]
     meta: dict[str, Any] = field(default_factory=dict)
     parse: Callable[[str], Any] | None = field(default=None, repr=False, compare=False)
+    sampling: JudgeSampling | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -60,6 +82,11 @@ class Judgement:
     error_kind: str | None = None
     attempts: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def transport_failed(self) -> bool:
+        """A failure of the transport (:data:`TRANSPORT_KINDS`): no stored result, asked again by the next run."""
+        return not self.ok and self.error_kind in TRANSPORT_KINDS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

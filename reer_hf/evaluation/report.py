@@ -120,8 +120,47 @@ def build_report(results: dict[str, Any]) -> dict[str, Any]:
         "reflection_profile": _pooled_reflections(results),
         "reasoning_profile": results.get("reasoning_profile"),
         "failures": _failures(results),
+        "table_notes": [
+            note for name, b in benchmarks.items() if (note := get_benchmark(name).table_note(b)) is not None
+        ],
+        "judge_protocol": results.get("judge_protocol"),
+        "transport": _transport(results),
         "paper": {"judge": PAPER_JUDGE, "table": PAPER_TABLE, "ablations": PAPER_ABLATIONS},
     }
+
+
+def _transport(results: dict[str, Any]) -> dict[str, int]:
+    """This run's retries and transport failures (never stored: the next run redoes them)."""
+    judge = results.get("judge_stats") or {}
+    generation = results.get("generation_stats") or {}
+    return {
+        "generation_retries": int(generation.get("retries", 0)),
+        "generation_transport_failed": sum(
+            b["generation"].get("transport_failed", 0) for b in results["benchmarks"].values()
+        ),
+        "judge_calls": int(judge.get("calls", 0)),
+        "judge_retries": int(judge.get("retries", 0)),
+        "judge_parse_retries": int(judge.get("parse_retries", 0)),
+        "judge_transport_failed": int(judge.get("transport_failed", 0)),
+    }
+
+
+def _protocol_markdown(report: dict[str, Any]) -> list[str]:
+    """Each benchmark's judge prompt and sampling, so numbers are set beside tables judged the same way."""
+    protocol = report.get("judge_protocol")
+    if not protocol:
+        return []
+    lines = ["", "## Judge protocol", "", "| benchmark | prompt | temperature | top-p | max tokens | seed |"]
+    lines.append("|---|---|---|---|---|---|")
+    for name, p in protocol.items():
+        prompt = p["prompt"]
+        where = ", ".join(prompt["official"]) if "official" in prompt else f"builtin ({prompt['builtin']})"
+        if prompt.get("response_tokenizer"):
+            where += f"; response tokenizer: {prompt['response_tokenizer']}"
+        s = p["sampling"]
+        seed = "—" if s["seed"] is None else s["seed"]
+        lines.append(f"| {name} | {where} | {s['temperature']} | {s['top_p']} | {s['max_tokens']} | {seed} |")
+    return lines
 
 
 def _table(
@@ -171,8 +210,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# Evaluation of {report['run_name']}",
         "",
         f"Model: `{report['model']}`. Judge: `{judge}`. Paper rows: judged by {report['paper']['judge']} "
-        "(scores from different judges are not directly comparable). LB = LongBench-Write S = (S_l + S_q) / 2; "
-        "HB-A / HB-B = HelloBench open-ended QA / heuristic text generation (0-100); WB = WritingBench domains (x10).",
+        "(scores from different judges are not directly comparable). "
+        + "; ".join(
+            [
+                *(report.get("table_notes") or ["LB = LongBench-Write S = (S_l + S_q) / 2"]),
+                "HB-A / HB-B = HelloBench open-ended QA / heuristic text generation (0-100)",
+                "WB = WritingBench domains (x10).",
+            ]
+        ),
         "",
         *_table(
             [(ours, report["table"])] + list(report["paper"]["table"].items()),
@@ -184,6 +229,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", _PARTIAL_NOTE]
     for name, details in report["details"].items():
         lines += get_benchmark(name).markdown(details)
+    lines += _protocol_markdown(report)
     lines += _profiles_markdown(report)
     lines += ["", "## Generations and failures", ""]
     lines.append("| benchmark | statuses | distinct-1 / distinct-2 | failed generations | failed judgements |")
@@ -193,6 +239,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         dn = report["distinct_n"].get(name) or {}
         distinct = f"{cell(dn.get('distinct_1'))} / {cell(dn.get('distinct_2'))}" if dn else "—"
         lines.append(f"| {name} | {statuses} | {distinct} | {f.get('generation', 0)} | {f['judge']} |")
+    t = report.get("transport")
+    if t:
+        lines += [
+            "",
+            f"Transport: {t['generation_transport_failed']} generation and {t['judge_transport_failed']} judge "
+            f"requests failed in transport (not stored: the next run redoes them; counted above as failed); "
+            f"{t['generation_retries']} generation and {t['judge_retries']} judge network retries, "
+            f"{t['judge_parse_retries']} judge parse retries over {t['judge_calls']} judge calls.",
+        ]
     if any("unfinished_thinking" in g for g in report["generation"].values()):
         lines += [
             "",

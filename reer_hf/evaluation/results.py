@@ -12,7 +12,7 @@ from typing import Any
 
 from reer_hf.evaluation.benchmarks.base import mean
 from reer_hf.evaluation.benchmarks.registry import get_benchmark
-from reer_hf.evaluation.generate import GENERATION_STATUSES
+from reer_hf.evaluation.generate import GENERATION_STATUSES, TRANSPORT_ERRORS
 from reer_hf.evaluation.judgement import Judgement
 from reer_hf.evaluation.text import distinct_n, reflection_rates
 
@@ -25,11 +25,13 @@ def score_benchmark(
     generations: dict[str, dict[str, Any]],
     judgements: Sequence[Judgement] | None,
     root: str | os.PathLike | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every score of one benchmark: generation counts, deterministic metrics (distinct-n, reflection profile of the
     thinking, the benchmark's own such as LongBench-Write's S_l) and, with ``judgements``, the judged scores (``root``:
     the data folder, for what aggregation reads there). Items whose generation failed are left out of every score and
-    counted (``generation.failed_ids``)."""
+    counted (``generation.failed_ids``; ``transport_failed`` those that failed in transport, redone by the next run).
+    ``options`` (the benchmark's ``report_options``) are kept in ``options`` for its table cells."""
     bench = get_benchmark(benchmark)
     usable = [it for it in items if generations[it["id"]]["status"] != "error"]
     statuses = Counter(generations[it["id"]]["status"] for it in items)
@@ -41,6 +43,11 @@ def score_benchmark(
             "n": len(items),
             "statuses": {s: statuses[s] for s in GENERATION_STATUSES if statuses[s]},
             "failed_ids": [it["id"] for it in items if generations[it["id"]]["status"] == "error"],
+            "transport_failed": sum(
+                generations[it["id"]]["status"] == "error"
+                and generations[it["id"]].get("error_kind") in TRANSPORT_ERRORS
+                for it in items
+            ),
             "mean_new_tokens": mean([generations[it["id"]]["n_tokens"] for it in usable]),
             "share_with_thinking": len(with_thinking) / len(usable) if usable else None,
         }
@@ -51,6 +58,8 @@ def score_benchmark(
         # each thinking in its own language (a model may think in English about a Chinese prompt)
         profile = reflection_rates([t for t, _ in with_thinking], langs="auto")
         out["reflection_profile"] = {k: profile[k] for k in ("per_1k", "en", "zh")}
+    if options:
+        out["options"] = dict(options)
     out.update(bench.metrics(usable, answers))
     if judgements is not None:
         out["judged"] = bench.aggregate(judgements, usable, out, root)

@@ -7,13 +7,14 @@ Layout of ``output_dir``::
     generations/<benchmark>.meta.json  the model and sampling that wrote them (a resumed run must match)
     judgements/<benchmark>.jsonl       one Judgement per judge call, keyed by id and the judged answer's hash
     judgements/reasoning.jsonl         the reasoning-profile judgements
-    judgements/meta.json               the judge and its templates (a resumed run must match)
+    judgements/meta.json               the judge, each benchmark's protocol and sampling (a resumed run must match)
     results.json                       every score and count; report.json / report.md: the paper's table
     *.png                              reflection profile, WritingBench domains, reasoning-profile radar
 
 A run that stops anywhere resumes where it stopped: generation skips items already written (a record cut by a crash
 is dropped and redone; failed generations are redone), the judge skips calls already answered for the same answer
-(failed calls are asked again unless ``judge_retry_failed`` is off).
+(failed calls are asked again unless ``judge_retry_failed`` is off). A generation or judge call that failed in
+transport is never written, so the next run redoes it whatever the options say.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from reer_hf.core import official
 from reer_hf.core.prompts import template_source
 from reer_hf.evaluation.benchmarks import BENCHMARKS, get_benchmark, judge_requests, load_items
-from reer_hf.evaluation.config import EvaluationScriptArguments, JudgeConfig
+from reer_hf.evaluation.config import REASONING, EvaluationScriptArguments, JudgeConfig
 from reer_hf.evaluation.generate import generate_answers, sampling_for
 from reer_hf.evaluation.judge import Judge, judge_all
-from reer_hf.evaluation.judgement import Judgement, JudgeRequest
+from reer_hf.evaluation.judgement import DEFAULT_JUDGE_SAMPLING, Judgement, JudgeRequest
 from reer_hf.evaluation.reasoning import aggregate_reasoning_profile, reasoning_requests
 from reer_hf.evaluation.report import load_report, write_report
 from reer_hf.evaluation.results import score_benchmark
@@ -46,35 +48,64 @@ def _answer_hash(answer: str) -> str:
     return hashlib.sha256(answer.encode("utf-8")).hexdigest()[:16]
 
 
-def _judge_meta(judge_cfg: JudgeConfig, args: EvaluationScriptArguments) -> dict[str, Any]:
-    """The judge settings a resumed run must share: the model, its sampling, and every registered benchmark's
-    template (all of them, so that a later run over more benchmarks may resume this one)."""
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def judge_protocol(judge_cfg: JudgeConfig, args: EvaluationScriptArguments) -> dict[str, dict[str, Any]]:
+    """Each registered benchmark's judge protocol in this run (and the reasoning profile's): where its prompt comes
+    from (the builtin template's digest, or the pinned official files) and how the judge samples."""
     templates = args.judge_templates or {}
-    sources = {name: template_source(templates.get(name) or bench.template) for name, bench in BENCHMARKS.items()}
-    sources["reasoning"] = template_source(args.reasoning_template or "judge_reasoning")
-    return {
-        "judge_model": judge_cfg.judge_model,
-        "judge_temperature": judge_cfg.judge_temperature,
-        "judge_top_p": judge_cfg.judge_top_p,
-        "judge_seed": judge_cfg.judge_seed,
-        "templates_sha": {k: hashlib.sha256(v.encode()).hexdigest()[:16] for k, v in sources.items()},
+    out: dict[str, dict[str, Any]] = {}
+    for name, bench in BENCHMARKS.items():
+        source = args.prompt_source(name)
+        if source == "official":
+            prompt = {
+                "official": [official.source(s).pinned for s in bench.official_sources],
+                **bench.protocol(source),
+            }
+            prompt["sha256"] = [official.source(s).sha256[:16] for s in bench.official_sources]
+        else:
+            prompt = {"builtin": _sha(template_source(templates.get(name) or bench.template))}
+        sampling = judge_cfg.sampling(name, bench.judge_sampling)
+        out[name] = {"prompt_source": source, "prompt": prompt, "sampling": asdict(sampling)}
+    reasoning = template_source(args.reasoning_template or "judge_reasoning")
+    out[REASONING] = {
+        "prompt_source": "builtin",
+        "prompt": {"builtin": _sha(reasoning)},
+        "sampling": asdict(judge_cfg.sampling(REASONING, DEFAULT_JUDGE_SAMPLING)),
     }
+    return out
 
 
-def _judge_requests(rows: Sequence[dict], generations: dict[str, dict], args) -> list[JudgeRequest]:
-    """The judge calls of one benchmark's answers, each tied to its answer's hash; failed generations get none."""
+def _judge_meta(judge_cfg: JudgeConfig, args: EvaluationScriptArguments) -> dict[str, Any]:
+    """The judge settings a resumed run must share: the model and every registered benchmark's protocol (all of
+    them, so that a later run over more benchmarks may resume this one)."""
+    return {"judge_model": judge_cfg.judge_model, "protocol": judge_protocol(judge_cfg, args)}
+
+
+def _judge_requests(
+    rows: Sequence[dict], generations: dict[str, dict], args, judge_cfg: JudgeConfig
+) -> list[JudgeRequest]:
+    """The judge calls of one benchmark's answers with its protocol and sampling, each tied to its answer's hash;
+    failed generations get none."""
     requests = []
+    sources = {name: args.prompt_source(name) for name in BENCHMARKS}
     for it in rows:
         g = generations[it["id"]]
         if g["status"] == "error":
             continue
-        for r in judge_requests(it, g["answer"], args.judge_templates):
+        sampling = judge_cfg.sampling(it["benchmark"], get_benchmark(it["benchmark"]).judge_sampling)
+        for r in judge_requests(it, g["answer"], args.judge_templates, sources):
             r.meta["answer_sha"] = _answer_hash(g["answer"])
+            r.sampling = sampling
             requests.append(r)
     return requests
 
 
-def _reasoning_requests(items: dict[str, list[dict]], generations: dict[str, dict], args) -> list[JudgeRequest]:
+def _reasoning_requests(
+    items: dict[str, list[dict]], generations: dict[str, dict], args, judge_cfg: JudgeConfig
+) -> list[JudgeRequest]:
     """Reasoning-profile calls for up to ``reasoning_max_items`` items with thinking, picked by a hash of their ids:
     the same items for every run over the same benchmarks, spread over all of them."""
     pool = [
@@ -85,8 +116,10 @@ def _reasoning_requests(items: dict[str, list[dict]], generations: dict[str, dic
     requests = reasoning_requests(pool, thinkings, args.reasoning_template)
     if args.reasoning_max_items is not None:
         requests = requests[: args.reasoning_max_items]
+    sampling = judge_cfg.sampling(REASONING, DEFAULT_JUDGE_SAMPLING)
     for r in requests:
         r.meta["answer_sha"] = _answer_hash(thinkings[r.meta["item_id"]])
+        r.sampling = sampling
     return requests
 
 
@@ -96,9 +129,9 @@ def _generate(
     gen_cfg: GeneratorConfig,
     out: Path,
     generator_factory: Callable[[GeneratorConfig], Generator] | None,
-) -> dict[str, dict[str, dict]]:
+) -> tuple[dict[str, dict[str, dict]], dict[str, Any] | None]:
     """Each benchmark's generation records: generated where the stage runs (the generator built only when some item
-    still needs one), else read from the logs of an earlier run."""
+    still needs one), else read from the logs of an earlier run; and the generator's counters (None: none built)."""
     generations: dict[str, dict[str, dict]] = {}
     generator = None
     for b, rows in items.items():
@@ -133,9 +166,10 @@ def _generate(
             system_prompt=args.eval_system_prompt,
             chunk_size=args.save_every,
         )
+    stats = None if generator is None else dict(getattr(generator, "stats", {}))
     if generator is not None and hasattr(generator, "close"):
         generator.close()  # a vLLM engine keeps its GPU memory: with a judge on the same GPUs, run the stages apart
-    return generations
+    return generations, stats
 
 
 def _judge(
@@ -163,13 +197,13 @@ def _judge(
         for b, rows in items.items():
             log = JsonlLog(out / "judgements" / f"{b}.jsonl")
             if judging or log.path.exists():
-                requests = _judge_requests(rows, generations[b], args)
+                requests = _judge_requests(rows, generations[b], args, judge_cfg)
                 judgements[b] = judge_all(
                     requests, judge, log, retry_failed=args.judge_retry_failed, desc=f"judge {b}"
                 )
         log = JsonlLog(out / "judgements" / "reasoning.jsonl")
         if args.reasoning_profile and (judging or log.path.exists()):
-            requests = _reasoning_requests(items, generations, args)
+            requests = _reasoning_requests(items, generations, args, judge_cfg)
             reasoning = aggregate_reasoning_profile(
                 judge_all(requests, judge, log, retry_failed=args.judge_retry_failed, desc="judge reasoning")
             )
@@ -216,15 +250,30 @@ def evaluate(
         )
         for b in args.benchmarks
     }
-    generations = _generate(items, args, gen_cfg, out, generator_factory)
+    generations, generation_stats = _generate(items, args, gen_cfg, out, generator_factory)
     judgements, reasoning, judge_stats, judge_name = _judge(items, generations, args, judge_cfg, out)
+    protocol = None
+    if judge_name is not None:
+        protocol = {k: v for k, v in judge_protocol(judge_cfg, args).items() if k in items or k == REASONING}
+        if "judge" not in args.stages:  # a report of an earlier run: its protocol is what its meta recorded
+            meta = json.loads((out / "judgements" / "meta.json").read_text(encoding="utf-8"))
+            protocol = {k: v for k, v in (meta.get("protocol") or {}).items() if k in items or k == REASONING}
     results = {
         "run_name": args.run_name or gen_cfg.generator_model,
         "model": gen_cfg.generator_model,
         "judge": judge_name,
+        "judge_protocol": protocol,
         "judge_stats": judge_stats,
+        "generation_stats": generation_stats,
         "benchmarks": {
-            b: score_benchmark(b, rows, generations[b], judgements[b], args.benchmark_data)
+            b: score_benchmark(
+                b,
+                rows,
+                generations[b],
+                judgements[b],
+                args.benchmark_data,
+                {o: getattr(args, o) for o in get_benchmark(b).report_options},
+            )
             for b, rows in items.items()
         },
         "reasoning_profile": reasoning,

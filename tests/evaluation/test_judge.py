@@ -171,7 +171,8 @@ def test_unusable_body_is_asked_again_as_a_parse_failure(monkeypatch):
     empty = ServerReply(body={"choices": []})
     with OpenAIServer(lambda kind, payload: empty) as server, make_judge(server, judge_max_parse_retries=1) as judge:
         (j,) = judge.judge([request()], parse=score_of)
-    assert not j.ok and j.error_kind == "parse" and j.attempts == 2 and "no choices" in j.error
+    # no reply in any try: a failure of the transport (never stored), not of the judge
+    assert not j.ok and j.error_kind == "body" and j.transport_failed and j.attempts == 2 and "no choices" in j.error
 
 
 def test_concurrency_bound_and_order():

@@ -31,6 +31,7 @@ from reer_hf.evaluation.benchmarks.longbench_write import LONGBENCH_SUBSETS
 from reer_hf.evaluation.config import EvaluationScriptArguments, JudgeConfig
 from reer_hf.evaluation.judgement import Judgement, JudgeRequest, extract_json
 from reer_hf.evaluation.run import evaluate
+from reer_hf.evaluation.store import JsonlLog
 from reer_hf.synthesis.config import GeneratorConfig
 from reer_hf.synthesis.generation import FINISH_STOP, Completion, Generator, Request, Sampling
 
@@ -148,7 +149,7 @@ def test_a_registered_benchmark_runs_through_every_stage(toy, tmp_path):
     def judge(kind: str, payload: dict):
         word = payload["messages"][-1]["content"].rsplit(" ", 1)[-1]
         if word not in scores:
-            return []  # no choices: an unusable reply, asked again, then a parse failure
+            return []  # no choices: no reply, asked again, then a transport failure (counted, never stored)
         return [json.dumps({"score": scores[word]})]
 
     args = EvaluationScriptArguments(
@@ -170,10 +171,11 @@ def test_a_registered_benchmark_runs_through_every_stage(toy, tmp_path):
     toy_scores = results["benchmarks"]["toy"]
     assert toy_scores["generation"]["statuses"] == {"ok": 3}
     assert toy_scores["judged"] == {"score": pytest.approx(6.0), "n_failed": 1}
-    assert results["judge_stats"]["failed_parse"] == 1
+    assert results["judge_stats"]["failed_body"] == 1 and results["judge_stats"]["transport_failed"] == 1
     assert report["table"]["TOY"] == pytest.approx(6.0) and report["partial"] == ["TOY"]
     assert report["failures"]["toy"] == {"generation": 0, "judge": 1}
     md = (tmp_path / "run" / "report.md").read_text()
     assert "| LB S_l | TOY |" in md and "| **toy-run** (ours) |" in md and "| 6.00* |" in md
     meta = json.loads((tmp_path / "run" / "judgements" / "meta.json").read_text())
-    assert "toy" in meta["templates_sha"]
+    assert meta["protocol"]["toy"]["prompt_source"] == "builtin" and "builtin" in meta["protocol"]["toy"]["prompt"]
+    assert not JsonlLog(tmp_path / "run" / "judgements" / "toy.jsonl").read()[2:]  # the transport failure: unstored

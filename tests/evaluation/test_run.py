@@ -264,10 +264,10 @@ def test_evaluate_end_to_end_against_hand_computed_scores(tmp_path):
     assert set(again["partial"]) == {f"WB-{c}" for c in "A"}  # WB-D has no score at all; WB-A is starred
     assert "91.28 |" in (out / "report.md").read_text() and "80.00* |" in (out / "report.md").read_text()
 
-    # failed calls kept as they are: nothing asked
+    # stored failures kept as they are; the refused call failed in transport, was never stored, and is asked again
     with OpenAIServer(JudgeScript()) as server:
         evaluate(make_args(tmp_path, root, judge_retry_failed=False), GeneratorConfig(), judge_config(server))
-        assert server.requests == []
+        assert len(server.requests) == 1 and "Write a poem." in server.requests[0]["messages"][-1]["content"]
 
     # the report alone, from the stored generations and judgements, with no judge endpoint at all
     report_only = evaluate(make_args(tmp_path, root, stages=["report"]), GeneratorConfig(), JudgeConfig())
@@ -283,9 +283,8 @@ def test_evaluate_end_to_end_against_hand_computed_scores(tmp_path):
         changed = evaluate(
             make_args(tmp_path, root, judge_retry_failed=False), GeneratorConfig(), judge_config(server)
         )
-        assert (
-            len(server.requests) == 1 and "rain rain rain rain rain" in server.requests[0]["messages"][-1]["content"]
-        )
+        asked = [p["messages"][-1]["content"] for p in server.requests]
+        assert len(asked) == 2 and sum("rain rain rain rain rain" in a for a in asked) == 1  # and the refused one
     s_l_changed = (100.0 * (1 - (10 / 5 - 1) / 2) + 100.0 * (1 - 1 / 3) + 0.0) / 3  # 5 of 10 words: 50
     assert changed["table"]["LB S_l"] == pytest.approx(s_l_changed)
 

@@ -14,11 +14,23 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, ClassVar
 
-from reer_hf.evaluation.judgement import Judgement, JudgeRequest
+from reer_hf.core import official
+from reer_hf.evaluation.judgement import DEFAULT_JUDGE_SAMPLING, Judgement, JudgeRequest, JudgeSampling
 
-__all__ = ["Benchmark", "SamplingDefaults", "cell", "head", "mean", "request_meta", "user_turn"]
+__all__ = [
+    "Benchmark",
+    "SamplingDefaults",
+    "cell",
+    "head",
+    "mean",
+    "official_text",
+    "request_meta",
+    "system_user_turns",
+    "user_turn",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,12 @@ class Benchmark(ABC):
     name: ClassVar[str]
     #: The generation settings of the benchmark's own code.
     sampling: ClassVar[SamplingDefaults]
+    #: The judge's sampling in the benchmark's official script (the default whatever the prompt's source).
+    judge_sampling: ClassVar[JudgeSampling] = DEFAULT_JUDGE_SAMPLING
+    #: Where the official judge prompt lives (``reer_hf.core.official`` source names); empty: none.
+    official_sources: ClassVar[tuple[str, ...]] = ()
+    #: Options of ``EvaluationScriptArguments`` that choose what :meth:`cells` shows (kept in ``scores["options"]``).
+    report_options: ClassVar[tuple[str, ...]] = ()
     #: Options of ``EvaluationScriptArguments`` that :meth:`load_items` takes as keyword arguments.
     item_options: ClassVar[tuple[str, ...]] = ()
     #: The report-table cells :meth:`cells` fills, in order: the paper's column codes
@@ -68,6 +86,15 @@ class Benchmark(ABC):
     def judge_requests(self, item: dict[str, Any], answer: str, template: str) -> list[JudgeRequest]:
         """The judge calls that score ``answer`` (thinking already stripped) to ``item``, each with its parser."""
 
+    def official_judge_requests(self, item: dict[str, Any], answer: str) -> list[JudgeRequest]:
+        """The judge calls the benchmark's official script makes: its own prompt (fetched through
+        :mod:`reer_hf.core.official`), filled and laid out in messages as that script does, with its reply parser."""
+        raise ValueError(f"{self.name} has no official judge protocol; judge it with the builtin prompt")
+
+    def protocol(self, source: str) -> dict[str, Any]:
+        """What the judge meta records of this benchmark's official protocol beyond the pinned sources."""
+        return {}
+
     def metrics(self, items: Sequence[dict[str, Any]], answers: Sequence[str]) -> dict[str, Any]:
         """Deterministic scores of the answers (no judge), added to the benchmark's scores."""
         return {}
@@ -91,6 +118,10 @@ class Benchmark(ABC):
     def cells(self, scores: dict[str, Any]) -> dict[str, float | None]:
         """This run's values of :attr:`columns` (None where not computed)."""
 
+    def table_note(self, scores: dict[str, Any]) -> str | None:
+        """What this benchmark's table cells mean, for the report's header (None: the paper's meaning)."""
+        return None
+
     def details(self, scores: dict[str, Any]) -> dict[str, Any] | None:
         """The figures behind the table cells, for ``report.json`` (None: none to show)."""
         return None
@@ -112,6 +143,22 @@ def mean(values: Sequence[float]) -> float | None:
 def user_turn(text: str) -> list[dict[str, str]]:
     """A conversation of one user message: how every judge prompt is sent."""
     return [{"role": "user", "content": text}]
+
+
+def system_user_turns(system: str, user: str) -> list[dict[str, str]]:
+    """A system turn then a user turn: how HelloBench's and WritingBench's official scripts send their prompts."""
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def official_text(ref: str) -> str:
+    """An upstream text (``"source:name"``), read once per pinned file: a benchmark asks for it per request."""
+    name = ref.partition(":")[0]
+    return _official_text(ref, official.source(name).sha256)
+
+
+@cache
+def _official_text(ref: str, sha256: str) -> str:  # keyed by the digest: a re-pinned source is read anew
+    return official.text(ref)
 
 
 def request_meta(item: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,13 @@ The judge grades every checklist entry 0/0.25/0.5/0.75/1 (``llm_judge.py``); an 
 its grades, the weights of its category (``weighted_scores.txt``) summing to 100; a task's score is the mean over its
 items. The paper's ``HB-A`` is open-ended QA, ``HB-B`` heuristic text generation, both on the raw 0-100 scale (the
 rescaled ``(score - 75) * 4`` of HelloBench's leaderboard is in the details).
+
+The official protocol (``llm_judge.py``, ``results/scripts/compute.py``) sends ``SYS_PROMPT`` as a system turn and
+``USER_PROMPT`` filled with ``str.format`` (the checklist as compact JSON) as the user turn, at temperature 0.8 with
+seed 42 and 4096 new tokens; the response is first re-tokenized with ``nltk.word_tokenize`` and joined by spaces
+(cut to 16,000 tokens beyond 15,000), which this module does when nltk and its tokenizer data are installed. The reply
+is read after removing code fences, line breaks and backslashes; grades are cast with ``float``, taken in the order the
+judge lists them, and must lie in [0, 1].
 """
 
 from __future__ import annotations
@@ -16,17 +23,20 @@ from functools import partial
 from typing import Any
 
 from reer_hf.core.prompts import render
+from reer_hf.core.text import strip_thinking
 from reer_hf.evaluation.benchmarks.base import (
     Benchmark,
     SamplingDefaults,
     cell,
     head,
     mean,
+    official_text,
     request_meta,
+    system_user_turns,
     user_turn,
 )
 from reer_hf.evaluation.benchmarks.data import benchmark_dir, read_json, read_jsonl
-from reer_hf.evaluation.judgement import Judgement, JudgeRequest, extract_json
+from reer_hf.evaluation.judgement import Judgement, JudgeRequest, JudgeSampling, extract_json
 
 __all__ = [
     "HELLOBENCH_COLUMNS",
@@ -38,7 +48,10 @@ __all__ = [
     "hellobench_rescale",
     "load_hellobench",
     "load_hellobench_weights",
+    "official_hellobench_messages",
+    "official_response_tokenizer",
     "parse_hellobench_checklist",
+    "parse_hellobench_checklist_official",
 ]
 
 HELLOBENCH_TASKS = ("open_ended_qa", "summarization", "chat", "text_completion", "heuristic_text_generation")
@@ -90,6 +103,61 @@ def parse_hellobench_checklist(text: str, num_checklist: int) -> list[float]:
     return [grades[i] for i in range(num_checklist)]
 
 
+def parse_hellobench_checklist_official(text: str, num_checklist: int) -> list[float]:
+    """The grades read as ``llm_judge.py`` and ``compute.py`` read them: code fences (json, python, bare), line
+    breaks and backslashes removed, ``json`` decoding, a list of ``num_checklist`` entries, each ``checklist_id``
+    cast with ``int`` and ``evaluation_score`` with ``float`` (``"0.75"`` counts), every grade in [0, 1]; the
+    grades in the order the judge lists them, as ``compute.py`` weights them."""
+    cleaned = strip_thinking(text)
+    for token in ("```json", "```python", "```", "\n", "\\"):
+        cleaned = cleaned.replace(token, "")
+    entries = json.loads(cleaned)
+    if not isinstance(entries, list) or len(entries) != num_checklist:
+        raise ValueError(f"expected a list of {num_checklist} checklist entries: {text[:200]!r}")
+    grades = []
+    for entry in entries:
+        int(entry["checklist_id"])
+        grade = entry["evaluation_score"]
+        grade = float(grade) if not isinstance(grade, bool) else float("nan")
+        if not 0.0 <= grade <= 1.0:
+            raise ValueError(f"evaluation_score {entry['evaluation_score']!r} is not in [0, 1]")
+        grades.append(grade)
+    return grades
+
+
+def official_response_tokenizer() -> str:
+    """``nltk`` when nltk and its word tokenizer data are installed (the official script's re-tokenization is then
+    applied), else ``none`` (the response goes to the judge as written)."""
+    try:
+        import nltk
+
+        nltk.word_tokenize("a b.")
+    except (ImportError, LookupError):
+        return "none"
+    return "nltk"
+
+
+def _official_response(response: str) -> str:
+    if official_response_tokenizer() == "none":
+        return response
+    import nltk
+
+    words = nltk.word_tokenize(response)
+    return " ".join(words[:16000]) if len(words) > 15000 else " ".join(words)
+
+
+def official_hellobench_messages(instruction: str, response: str, checklists: Sequence[str]) -> list[dict[str, str]]:
+    """``SYS_PROMPT`` as the system turn, ``USER_PROMPT.format(...)`` as the user turn (``llm_judge.py``)."""
+    checklist = [{"checklist_id": i, "checklist_content": c} for i, c in enumerate(checklists)]
+    user = official_text("hellobench:USER_PROMPT").format(
+        instruction=instruction,
+        response=_official_response(response),
+        checklists=json.dumps(checklist, ensure_ascii=False),
+        num_checklist=len(checklist),
+    )
+    return system_user_turns(official_text("hellobench:SYS_PROMPT"), user)
+
+
 def hellobench_item_score(grades: Sequence[float], weights: Sequence[float]) -> float:
     """``sum(weight_i * grade_i)``: in [0, 100] since the weights sum to 100."""
     if len(grades) != len(weights):
@@ -131,6 +199,8 @@ class HelloBench(Benchmark):
 
     name = "hellobench"
     sampling = SamplingDefaults(temperature=0.8, top_p=1.0, top_k=None, max_new_tokens=16384)
+    judge_sampling = JudgeSampling(temperature=0.8, top_p=1.0, max_tokens=4096, seed=42)
+    official_sources = ("hellobench",)
     item_options = ("hellobench_tasks",)
     columns = tuple(HELLOBENCH_COLUMNS)
 
@@ -166,6 +236,15 @@ class HelloBench(Benchmark):
         parse = partial(parse_hellobench_checklist, num_checklist=len(checklist))
         meta = {**request_meta(item), "category": item["category"]}
         return [JudgeRequest(item["id"], user_turn(text), meta, parse=parse)]
+
+    def official_judge_requests(self, item: dict[str, Any], answer: str) -> list[JudgeRequest]:
+        messages = official_hellobench_messages(item["prompt"], answer, item["checklists"])
+        parse = partial(parse_hellobench_checklist_official, num_checklist=len(item["checklists"]))
+        meta = {**request_meta(item), "category": item["category"]}
+        return [JudgeRequest(item["id"], messages, meta, parse=parse)]
+
+    def protocol(self, source: str) -> dict[str, Any]:
+        return {"response_tokenizer": official_response_tokenizer()} if source == "official" else {}
 
     def aggregate(
         self,

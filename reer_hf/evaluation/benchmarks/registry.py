@@ -57,8 +57,16 @@ def load_items(
     return items
 
 
-def judge_requests(item: dict[str, Any], answer: str, templates: dict[str, str] | None = None) -> list[JudgeRequest]:
-    """The judge calls that score ``answer`` (thinking already stripped) to ``item``, with its benchmark's prompt,
-    or the template file ``templates`` maps its benchmark to."""
+def judge_requests(
+    item: dict[str, Any],
+    answer: str,
+    templates: dict[str, str] | None = None,
+    sources: dict[str, str] | None = None,
+) -> list[JudgeRequest]:
+    """The judge calls that score ``answer`` (thinking already stripped) to ``item``: with the official protocol
+    when ``sources`` maps its benchmark to ``official``, else with its builtin prompt or the template file
+    ``templates`` maps its benchmark to."""
     benchmark = get_benchmark(item["benchmark"])
+    if (sources or {}).get(benchmark.name, "builtin") == "official":
+        return benchmark.official_judge_requests(item, answer)
     return benchmark.judge_requests(item, answer, (templates or {}).get(benchmark.name) or benchmark.template)

@@ -3,6 +3,14 @@ criteria, 1-10 per criterion, one judge call each (``evaluate_benchmark.py``).
 
 A query's score is the mean of its criterion scores; domain and overall scores are means over queries, on the 1-10
 scale and the leaderboard's x10 scale. The paper's ``WB-A`` .. ``WB-F`` are the domains on the x10 scale.
+
+The official protocol (``prompt.py``, ``evaluate_benchmark.py``, ``evaluator/llm.py``) sends ``evaluate_system`` as a
+system turn and ``evaluate_prompt`` filled with ``str.format`` (the criterion as its Python ``dict`` text, the
+response cut after ``</think>\n\n``) as the user turn, at temperature 1.0, top-p 0.95 and 2048 new tokens; the reply
+is ``json`` decoded after stripping the characters ``json|``` `` from both ends and must hold an integer ``score`` 1-10
+and a string ``reason``. ``calculate_scores.py`` also reports the overall mean over every criterion score and, per
+requirement subset (style, format, length), ``R`` (the mean score of its queries) and ``C`` (the mean of its own
+criteria's scores on those queries).
 """
 
 from __future__ import annotations
@@ -14,25 +22,31 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from reer_hf.core.prompts import render
-from reer_hf.core.text import detect_language
+from reer_hf.core.text import detect_language, strip_thinking
 from reer_hf.evaluation.benchmarks.base import (
     Benchmark,
     SamplingDefaults,
     cell,
     head,
     mean,
+    official_text,
     request_meta,
+    system_user_turns,
     user_turn,
 )
 from reer_hf.evaluation.benchmarks.data import benchmark_dir, read_json, read_jsonl
-from reer_hf.evaluation.judgement import Judgement, JudgeRequest, extract_json
+from reer_hf.evaluation.judgement import Judgement, JudgeRequest, JudgeSampling, extract_json
 
 __all__ = [
     "WRITINGBENCH_DOMAINS",
     "WritingBench",
     "aggregate_writingbench",
+    "load_requirement_subsets",
     "load_writingbench",
+    "official_writingbench_messages",
     "parse_writingbench_score",
+    "parse_writingbench_score_official",
+    "requirement_scores",
 ]
 
 #: WritingBench's domain letters (the paper's WB-A .. WB-F) and their ``domain1`` names.
@@ -44,7 +58,26 @@ WRITINGBENCH_DOMAINS = {
     "E": "Education",
     "F": "Advertising & Marketing",
 }
+#: The characters the official check strips from both ends of a reply (``str.strip`` takes a set of characters).
+_STRIPPED = "".join(sorted(set("json|`")))
 _DOMAIN_LETTER = {name: letter for letter, name in WRITINGBENCH_DOMAINS.items()}
+
+
+def _decoded(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def load_requirement_subsets(root: str | os.PathLike | None = None) -> dict[str, dict[str, Any]] | None:
+    """Each requirement subset's queries (``R``: indices) and criteria (``C``: index -> criterion names), from
+    ``requirement_subsets.json``; None when the folder has no such file."""
+    path = benchmark_dir(root) / "writingbench" / "requirement_subsets.json"
+    if not path.is_file():
+        return None
+    out = {}
+    for name, spec in read_json(path)["dimensions"].items():
+        criteria = _decoded(spec["C_criteria"])
+        out[name] = {"R": list(_decoded(spec["R_indices"])), "C": {int(k): list(v) for k, v in criteria.items()}}
+    return out
 
 
 def load_writingbench(
@@ -61,7 +94,7 @@ def load_writingbench(
     dims = read_json(folder / "requirement_subsets.json")["dimensions"]
     if subset not in dims:
         raise ValueError(f"subset must be one of {sorted(dims)}, got {subset!r}")
-    spec = {k: json.loads(v) if isinstance(v, str) else v for k, v in dims[subset].items()}
+    spec = {k: _decoded(v) for k, v in dims[subset].items()}
     keep = set(spec["R_indices"])
     rows = [r for r in rows if r["index"] in keep]
     if subset_criteria:
@@ -85,7 +118,64 @@ def parse_writingbench_score(text: str) -> int:
     return score
 
 
-def aggregate_writingbench(judgements: Iterable[Judgement], n_criteria: int | dict[Any, int] = 5) -> dict[str, Any]:
+def parse_writingbench_score_official(text: str) -> int:
+    """The score read as ``evaluate_benchmark.py`` checks it: ``json`` decoding after stripping the characters
+    ``json|``` `` from both ends, ``score`` one of 1..10 (``7.0`` counts, ``"7"`` does not) and ``reason`` a
+    string; ``ValueError`` otherwise."""
+    value = json.loads(strip_thinking(text).strip(_STRIPPED))
+    if not isinstance(value, dict) or "score" not in value or "reason" not in value:
+        raise ValueError(f"the reply lacks 'score' or 'reason': {text[:200]!r}")
+    score = value["score"]
+    if isinstance(score, bool) or not isinstance(score, int | float) or score not in range(1, 11):
+        raise ValueError(f"score must be an integer 1-10, got {score!r}")
+    if not isinstance(value["reason"], str):
+        raise ValueError(f"reason must be a string, got {value['reason']!r}")
+    return int(score)
+
+
+def _after_thinking(response: str) -> str:
+    """``process_gen_field``: the text after the first ``</think>`` followed by a blank line, else all of it."""
+    marker = "</think>\n\n"
+    position = response.find(marker)
+    return response if position == -1 else response[position + len(marker) :]
+
+
+def official_writingbench_messages(query: str, response: str, criterion: dict[str, Any]) -> list[dict[str, str]]:
+    """``evaluate_system`` as the system turn, ``evaluate_prompt.format(query, response, criteria)`` as the user
+    turn; the criterion is formatted as the official script formats its ``dict`` (its Python text)."""
+    user = official_text("writingbench:evaluate_prompt").format(
+        query=query, response=_after_thinking(response), criteria=criterion
+    )
+    return system_user_turns(official_text("writingbench:evaluate_system"), user)
+
+
+def requirement_scores(queries: dict[Any, dict[str, Any]], subsets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per requirement subset, as ``calculate_scores.py``: ``R`` the mean score of its queries that have one, ``C``
+    the mean of its own criteria's scores on those queries (1-10, and x10); None where no query of it has a score
+    (the official script writes 0)."""
+    out = {}
+    for name, spec in subsets.items():
+        scored = [index for index in spec["R"] if (queries.get(index) or {}).get("score") is not None]
+        r_scores = [queries[index]["score"] for index in scored]
+        named = [queries[index]["criteria"].get(c) for index in scored for c in spec["C"].get(index, [])]
+        c_scores = [v for v in named if v is not None]
+        r, c = mean(r_scores), mean(c_scores)
+        out[name] = {
+            "R": r,
+            "R_x10": None if r is None else 10.0 * r,
+            "C": c,
+            "C_x10": None if c is None else 10.0 * c,
+            "n_R": len(r_scores),
+            "n_C": len(c_scores),
+        }
+    return out
+
+
+def aggregate_writingbench(
+    judgements: Iterable[Judgement],
+    n_criteria: int | dict[Any, int] = 5,
+    subsets: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """WritingBench scores from one judgement per (query, criterion): ``value`` the 1-10 score, ``meta`` holding
     ``index``, ``domain1`` and ``criterion`` (its name).
 
@@ -94,7 +184,10 @@ def aggregate_writingbench(judgements: Iterable[Judgement], n_criteria: int | di
     domain and overall means rather than scored on part of its criteria. ``n_criteria`` may map a query index to its
     own count (a requirement subset keeps fewer criteria per query). Domain (letters A-F of
     :data:`WRITINGBENCH_DOMAINS`) and overall scores are means over queries, on the 1-10 scale (``score``) and the
-    leaderboard's x10 scale (``score_x10``). ``queries`` holds each query's criterion scores and score.
+    leaderboard's x10 scale (``score_x10``); ``overall`` also holds ``calculate_scores.py``'s Overall, the mean over
+    every criterion score of the scored queries (``criterion_mean``). ``queries`` holds each query's criterion
+    scores and score; with ``subsets`` (:func:`load_requirement_subsets`), ``requirements`` holds
+    :func:`requirement_scores`.
     """
     by_query: dict[Any, list[Judgement]] = defaultdict(list)
     for j in judgements:
@@ -130,7 +223,13 @@ def aggregate_writingbench(judgements: Iterable[Judgement], n_criteria: int | di
     unknown = sorted({q["domain1"] for q in queries.values()} - set(_DOMAIN_LETTER))
     for name in unknown:
         domains[name] = summary([q for q in queries.values() if q["domain1"] == name])
-    return {"overall": summary(list(queries.values())), "domains": domains, "queries": queries}
+    overall = summary(list(queries.values()))
+    pooled = mean([v for q in queries.values() if q["score"] is not None for v in q["criteria"].values()])
+    overall.update(criterion_mean=pooled, criterion_mean_x10=None if pooled is None else 10.0 * pooled)
+    out = {"overall": overall, "domains": domains, "queries": queries}
+    if subsets:
+        out["requirements"] = requirement_scores(queries, subsets)
+    return out
 
 
 class WritingBench(Benchmark):
@@ -139,6 +238,8 @@ class WritingBench(Benchmark):
     name = "writingbench"
     #: WritingBench's code gives no token limit: HelloBench's is used.
     sampling = SamplingDefaults(temperature=0.7, top_p=0.8, top_k=20, max_new_tokens=16384)
+    judge_sampling = JudgeSampling(temperature=1.0, top_p=0.95, max_tokens=2048)
+    official_sources = ("writingbench",)
     item_options = ("writingbench_subset",)
     columns = tuple(f"WB-{letter}" for letter in WRITINGBENCH_DOMAINS)
 
@@ -174,6 +275,13 @@ class WritingBench(Benchmark):
             out.append(JudgeRequest(request_id, user_turn(text), meta, parse=parse_writingbench_score))
         return out
 
+    def official_judge_requests(self, item: dict[str, Any], answer: str) -> list[JudgeRequest]:
+        out = []
+        for request, criterion in zip(self.judge_requests(item, answer, self.template), item["criteria"], strict=True):
+            messages = official_writingbench_messages(item["prompt"], answer, criterion)
+            out.append(JudgeRequest(request.id, messages, request.meta, parse=parse_writingbench_score_official))
+        return out
+
     def aggregate(
         self,
         judgements: Sequence[Judgement],
@@ -181,7 +289,10 @@ class WritingBench(Benchmark):
         scores: dict[str, Any],
         root: str | os.PathLike | None,
     ) -> dict[str, Any]:
-        return aggregate_writingbench(judgements, {it["index"]: len(it["criteria"]) for it in items})
+        # the subsets are read off a run over every query and criterion, as calculate_scores.py reads them
+        whole = bool(items) and all(it["task"] == "all" for it in items)
+        subsets = load_requirement_subsets(root) if whole else None
+        return aggregate_writingbench(judgements, {it["index"]: len(it["criteria"]) for it in items}, subsets)
 
     def judge_failures(self, judged: dict[str, Any]) -> int:
         return judged.get("overall", {}).get("n_failed", 0)
@@ -192,7 +303,11 @@ class WritingBench(Benchmark):
 
     def details(self, scores: dict[str, Any]) -> dict[str, Any]:
         judged = scores.get("judged") or {}
-        return {"overall": judged.get("overall"), "domains": judged.get("domains")}
+        return {
+            "overall": judged.get("overall"),
+            "domains": judged.get("domains"),
+            "requirements": judged.get("requirements"),
+        }
 
     def markdown(self, details: dict[str, Any]) -> list[str]:
         if not details.get("overall"):
@@ -200,4 +315,13 @@ class WritingBench(Benchmark):
         lines = ["", "## WritingBench", "", "| domain | score (1-10) | x10 | judged queries |", "|---|---|---|---|"]
         for letter, d in {**details["domains"], "overall": details["overall"]}.items():
             lines.append(f"| {letter} | {cell(d['score'])} | {cell(d['score_x10'])} | {d['n_ok']} of {d['n']} |")
+        overall = details["overall"]
+        lines += [
+            "",
+            f"Mean over every criterion score (calculate_scores.py's Overall): {cell(overall.get('criterion_mean'))}",
+        ]
+        if details.get("requirements"):
+            lines += ["", "| requirement | R (x10) | C (x10) | queries |", "|---|---|---|---|"]
+            for name, r in details["requirements"].items():
+                lines.append(f"| {name} | {cell(r['R_x10'])} | {cell(r['C_x10'])} | {r['n_R']} |")
         return lines
