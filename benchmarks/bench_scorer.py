@@ -27,6 +27,7 @@ import copy
 import json
 import math
 import resource
+import statistics
 import sys
 import time
 from collections import Counter
@@ -238,6 +239,11 @@ def main(argv=None) -> dict:
     _, r_plain = run(Scorer(tokenizer, no_reuse, model=model32), subset, device)
     _, r_lean = run(Scorer(tokenizer, config, model=model32), subset, device)
     model.to(dtype)
+    # The run dtype's numeric noise, the margin a search decision must clear: the scorer in the run dtype against
+    # the naive computation in fp32, on the same rows.
+    starts = [sum(len(rows) for rows in steps[:i]) for i in range(len(subset))]
+    in_run_dtype = [s_lean[start + j] for start, rows in zip(starts, subset, strict=True) for j in range(len(rows))]
+    noise = sorted(abs(a[0] - b[0]) for a, b in zip(in_run_dtype, r_naive, strict=True))
 
     result = {
         "model": args.model + (" (random weights)" if args.random_weights else ""),
@@ -262,6 +268,8 @@ def main(argv=None) -> dict:
         "max_abs_score_diff_run_dtype": max(max_diff(s_naive, s_plain), max_diff(s_naive, s_lean)),
         "max_abs_score_diff_fp32": max(max_diff(r_naive, r_plain), max_diff(r_naive, r_lean)),
         "max_abs_nll_diff_fp32": max(max_diff(r_naive, r_plain, 1), max_diff(r_naive, r_lean, 1)),
+        "dtype_noise_max": noise[-1],
+        "dtype_noise_median": statistics.median(noise),
         # the work prefix reuse removes: tokens through the model, and causal attention pairs (it saves far fewer)
         "forward_tokens": {name: w["forward_tokens"] for name, w in work.items()},
         "forward_token_ratio": round(work["plain"]["forward_tokens"] / work["lean"]["forward_tokens"], 3),

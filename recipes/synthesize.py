@@ -10,6 +10,12 @@ The paper's setting (a Qwen2.5-32B-Instruct generator served by `vllm serve`, a 
 
 Each process searches its share of the rows; the main process merges them in input order. An interrupted run resumes
 at its first unfinished piece when started again with the same settings and --output_dir.
+
+Generator failures never become data: a piece whose generator requests still fail after their retries (server
+unreachable, timeout, 5xx, unparsable reply) is not written; the run goes on, then exits non-zero listing the missing
+pieces, and the same command started again redoes exactly those, writing what a run without failures writes. An
+outage (generator_outage_*) stops the run early with the endpoint, the model and the last error; the openai backend's
+server is checked at the start (generator_health_check). A prompt too long for the model stays a per-row drop.
 """
 
 from __future__ import annotations

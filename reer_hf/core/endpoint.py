@@ -17,7 +17,7 @@ from typing import Any, Literal
 import requests as http
 from requests.adapters import HTTPAdapter
 
-__all__ = ["ERROR_KINDS", "Endpoint", "EndpointClient", "EndpointError", "ErrorKind"]
+__all__ = ["ERROR_KINDS", "Endpoint", "EndpointClient", "EndpointError", "ErrorKind", "served_models"]
 
 #: ``network``: no answer after the retries (connection errors, timeouts, HTTP 408/429/502/503/504);
 #: ``http``: a request the server refused (another HTTP error status, an invalid URL), which repeating cannot help;
@@ -61,9 +61,10 @@ class Endpoint:
 class EndpointError(Exception):
     """A call that ended without a usable reply; ``kind`` is one of :data:`ERROR_KINDS`."""
 
-    def __init__(self, message: str, kind: ErrorKind):
+    def __init__(self, message: str, kind: ErrorKind, status: int | None = None):
         super().__init__(message)
         self.kind = kind
+        self.status = status  # the HTTP status of a refused request, so callers can tell rejections apart
 
 
 class EndpointClient:
@@ -96,11 +97,12 @@ class EndpointClient:
     def close(self) -> None:
         self.session.close()
 
-    def post(self, route: str, payload: dict[str, Any]) -> tuple[Any, str]:
+    def post(self, route: str, payload: dict[str, Any], retry_unparsable: bool = False) -> tuple[Any, str]:
         """The decoded JSON body of a 2xx reply to ``payload`` at ``route``, with the body's text (for messages that
-        quote it); :class:`EndpointError` otherwise."""
+        quote it); :class:`EndpointError` otherwise. ``retry_unparsable``: a 2xx body that is not JSON (a proxy's error
+        page, a reply cut short) is retried like a network error, for callers that would otherwise redo more work."""
         url = self.endpoint.url(route)
-        error, wait = "", 0.0
+        error, wait, kind = "", 0.0, "network"
         for attempt in range(self.endpoint.max_retries + 1):
             if attempt:
                 time.sleep(max(self.endpoint.backoff * 2 ** (attempt - 1), wait))
@@ -110,7 +112,7 @@ class EndpointClient:
             try:
                 response = self.session.post(url, json=payload, headers=self.headers, timeout=self.endpoint.timeout)
             except self.NETWORK_ERRORS as e:
-                error = f"{type(e).__name__}: {e}"
+                error, kind = f"{type(e).__name__}: {e}", "network"
                 continue
             except http.RequestException as e:  # an invalid URL, too many redirects: repeating cannot help
                 raise EndpointError(f"{type(e).__name__} from {url}: {e}", "http") from e
@@ -118,18 +120,37 @@ class EndpointClient:
                 try:
                     return response.json(), response.text
                 except ValueError:
-                    raise EndpointError(
-                        f"malformed reply from {url} (not JSON): {response.text[:300]!r}", "parse"
-                    ) from None
-            error = f"HTTP {response.status_code} from {url}: {response.text[:500]}"
+                    error, kind = f"malformed reply from {url} (not JSON): {response.text[:300]!r}", "parse"
+                    if retry_unparsable:
+                        continue
+                    raise EndpointError(error, kind) from None
+            error, kind = f"HTTP {response.status_code} from {url}: {response.text[:500]}", "network"
             if response.status_code not in self.RETRY_STATUS:
-                raise EndpointError(error, "http")
+                raise EndpointError(error, "http", response.status_code)
             wait = self._retry_after(response)
         retries = self.endpoint.max_retries
-        raise EndpointError(f"gave up after {retries} {'retry' if retries == 1 else 'retries'}: {error}", "network")
+        raise EndpointError(f"gave up after {retries} {'retry' if retries == 1 else 'retries'}: {error}", kind)
 
     def _retry_after(self, response: http.Response) -> float:
         try:
             return min(float(response.headers.get("Retry-After", 0)), self.MAX_RETRY_AFTER)
         except ValueError:  # the HTTP-date form
             return 0.0
+
+
+def served_models(endpoint: Endpoint, timeout: float = 30.0) -> list[str]:
+    """The model names ``GET {base_url}/models`` lists, asked once (a health check fails fast rather than wait out
+    the retries); :class:`EndpointError` when the server cannot be reached or gives no model list."""
+    url = endpoint.url("models")
+    try:
+        response = http.get(url, headers=endpoint.headers(), timeout=min(timeout, endpoint.timeout))
+    except http.RequestException as e:
+        raise EndpointError(f"{type(e).__name__}: {e}", "network") from e
+    if not response.ok:
+        status = response.status_code
+        raise EndpointError(f"HTTP {status} from {url}: {response.text[:300]}", "http", status)
+    try:
+        data = response.json()["data"]
+        return [str(m["id"]) for m in data]
+    except (ValueError, KeyError, TypeError):
+        raise EndpointError(f"no model list from {url}: {response.text[:300]!r}", "parse") from None

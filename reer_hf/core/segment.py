@@ -1,4 +1,4 @@
-"""Paragraph segmentation of thinking trajectories and answers (the paper, section 4), as the official code cuts them.
+"""Paragraph segmentation of thinking trajectories and answers, as the official REER code cuts them.
 
 The text is cut into pieces at separators: a blank line (two newlines in a row, with all the whitespace that follows),
 never inside a LaTeX display block ``\\[ ... \\]``, which stays whole. Separators and pieces shorter than

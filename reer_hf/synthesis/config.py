@@ -18,7 +18,7 @@ from reer_hf.core.segment import MIN_SEGMENT_CHARS
 
 @dataclass
 class GeneratorConfig:
-    """The generator LLM that writes initial trajectories and segment rewrites (the paper, section 3)."""
+    """The generator LLM that writes initial trajectories and segment rewrites (the paper's search)."""
 
     generator_model: str = field(
         default=DEMO_MODEL,
@@ -78,11 +78,42 @@ class GeneratorConfig:
             "help": "Extra vllm.LLM(...) arguments (tensor_parallel_size, gpu_memory_utilization).",
         },
     )
+    generator_health_check: bool = field(
+        default=True,
+        metadata={
+            "resume_safe": True,
+            "help": "openai: before searching, GET {generator_base_url}/models and check that generator_model is "
+            "served, failing at once otherwise; false for servers without /models.",
+        },
+    )
+    generator_outage_consecutive: int = field(
+        default=3,
+        metadata={
+            "resume_safe": True,
+            "help": "Stop the run as a generator outage once this many pieces in a row failed on requests that got "
+            "no usable reply after their retries (the pieces done are kept); 0: never.",
+        },
+    )
+    generator_outage_share: float = field(
+        default=0.5,
+        metadata={
+            "resume_safe": True,
+            "help": "Stop the run as a generator outage once more than this share of the last "
+            "generator_outage_window pieces failed; 1.0: never.",
+        },
+    )
+    generator_outage_window: int = field(
+        default=10, metadata={"resume_safe": True, "help": "Pieces over which generator_outage_share is measured."}
+    )
 
     def __post_init__(self):
         check_choices(self)
         if min(self.generator_batch_size, self.generator_max_concurrency) < 1 or self.generator_max_retries < 0:
             raise ValueError("generator_batch_size and generator_max_concurrency must be >= 1, max_retries >= 0")
+        if self.generator_outage_consecutive < 0 or self.generator_outage_window < 1:
+            raise ValueError("generator_outage_consecutive must be >= 0 and generator_outage_window >= 1")
+        if not 0 < self.generator_outage_share <= 1:
+            raise ValueError(f"generator_outage_share must be in (0, 1], got {self.generator_outage_share}")
 
 
 PAPER_OPENERS_EN = ["Okay, I am given", "Alright, the user", "Alright"]
@@ -93,7 +124,7 @@ PAPER_OPENER_WEIGHTS_ZH = [0.5, 0.5]
 
 @dataclass
 class SearchConfig:
-    """The REER iterative local search (the paper, sections 3-5); defaults are the paper's."""
+    """The REER iterative local search (the paper's search); defaults are the paper's."""
 
     search_num_expansion: int = field(default=2, metadata={"help": "K: rewrites proposed per segment."})
     search_max_step: int = field(default=10, metadata={"help": "Segments refined, left to right, at most."})
@@ -168,6 +199,21 @@ class SearchConfig:
         default=MIN_SEGMENT_CHARS, metadata={"help": "Thinking segments shorter than this merge into the next one."}
     )
     search_seed: int = field(default=42, metadata={"help": "Seed of openers and sampling (per map batch and step)."})
+    search_min_gain: str = field(
+        default="auto",
+        metadata={
+            "help": "How much a rewrite must lower the score to be accepted, the current trajectory and its "
+            "candidates scored in the same pass. auto: the scorer's measured numeric noise (its run dtype against "
+            "fp32 on search_noise_rows rows; 0 in fp32); 0: any improvement (the official code); or a number."
+        },
+    )
+    search_noise_rows: int = field(
+        default=8,
+        metadata={
+            "help": "Rows (the first of the data) the scorer's noise floor is measured on before the search, with "
+            "an fp32 copy of the scorer model; 0: not measured (then auto accepts any improvement)."
+        },
+    )
     search_num_rollouts: int = field(
         default=1,
         metadata={
@@ -183,6 +229,16 @@ class SearchConfig:
                 "search_reflection false (the 'no reflection tokens' ablation) removes an instruction from our "
                 "prompts; the official templates cannot be edited: use search_prompt_source builtin for the ablation"
             )
+        self.search_min_gain = str(self.search_min_gain).strip()  # a YAML number arrives as a float
+        if self.search_min_gain != "auto":
+            try:
+                gain = float(self.search_min_gain)
+            except ValueError:
+                gain = -1.0
+            if not gain >= 0:
+                raise ValueError(f"search_min_gain must be auto or a number >= 0, got {self.search_min_gain!r}")
+        if self.search_noise_rows < 0:
+            raise ValueError("search_noise_rows must be >= 0")
         if self.search_num_rollouts < 1:
             raise ValueError(f"search_num_rollouts must be >= 1, got {self.search_num_rollouts}")
         if self.search_num_expansion < 1 or self.search_max_step < 0:
@@ -201,7 +257,7 @@ class SearchConfig:
 
 @dataclass
 class FilterConfig:
-    """Quality filters of the synthesized data (the paper, section 6); each one switchable and counted."""
+    """Quality filters of the synthesized data (the paper's quality filters); each one switchable and counted."""
 
     filter_end_of_thinking: bool = field(
         default=True,

@@ -1,4 +1,4 @@
-"""Quality filters of the synthesized trajectories (REER.md section 6): pure text functions, no models.
+"""Quality filters of the synthesized trajectories (the paper's quality filters): pure text functions, no models.
 
 Why each filter exists:
 

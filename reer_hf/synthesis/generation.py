@@ -6,11 +6,14 @@ Every backend takes chat requests whose assistant turn may be pre-filled (``"<th
 its token count and why it ended. A failure of one request (a network error after the retries, a refused request, an
 unusable reply) becomes a completion with ``finish_reason="error"``, the message and its ``error_kind``, so one bad row
 never stops a batch and callers branch on the kind; a backend that cannot work at all (missing model, missing package)
-raises.
+raises. A caller for whom a failure on the way to the server is no fact about the row (the synthesis run, whose data
+must not depend on the server's health) sets ``raise_on_transport``: such failures then raise
+:class:`GeneratorUnavailable` instead.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -35,6 +38,20 @@ FINISH_ERROR = "error"
 #: prompt leaves no room to generate in the model's context (vLLM).
 ErrorKind = Literal["network", "http", "parse", "context"]
 ERROR_KINDS: tuple[ErrorKind, ...] = (*endpoints.ERROR_KINDS, "context")
+#: The kinds that say nothing about the request's content: the server was unreachable, refused the call for a reason of
+#: its own (a 5xx, a bad key, an unknown model) or sent no usable reply. ``context`` is the model's: the prompt is too
+#: long for it, which asking again cannot change.
+TRANSPORT_KINDS: frozenset[str] = frozenset(endpoints.ERROR_KINDS)
+#: How servers word a prompt too long for the model (vLLM, SGLang, OpenAI), in a 400/413/422 reply.
+CONTEXT_REJECTION = re.compile(r"context (length|window|size)|too long|longer than|reduce the length", re.I)
+
+
+class GeneratorUnavailable(RuntimeError):
+    """Requests that failed on the way to or from the generator (:data:`TRANSPORT_KINDS`) after their retries."""
+
+    def __init__(self, where: str, failed: int, total: int, error: str):
+        super().__init__(f"{failed} of {total} generator requests to {where} failed; the last error: {error}")
+        self.where, self.failed, self.total, self.error = where, failed, total, error
 
 
 @dataclass
@@ -83,6 +100,14 @@ class Generator(ABC):
 
     #: whether the model continues the pre-fill (False for servers without pre-fill: the reply starts afresh)
     sees_prefill: bool = True
+    #: raise GeneratorUnavailable when a request fails in transport, instead of returning its failed completions
+    #: (the openai backend then also retries a body that is not JSON, as it retries network errors)
+    raise_on_transport: bool = False
+
+    @property
+    def where(self) -> str:
+        """The generator, as error messages name it."""
+        return type(self).__name__
 
     def __init__(self):
         self.stats: Counter = Counter()  # calls, requests, completions, tokens, errors, seconds
@@ -97,6 +122,9 @@ class Generator(ABC):
             self.stats["tokens"] += sum(c.n_tokens for c in completions)
             self.stats["errors"] += sum(c.finish_reason == FINISH_ERROR for c in completions)
         self.stats["seconds"] += time.perf_counter() - start
+        lost = [e for cs in out if (e := next((c.error for c in cs if c.error_kind in TRANSPORT_KINDS), None))]
+        if lost and self.raise_on_transport:
+            raise GeneratorUnavailable(self.where, len(lost), len(out), lost[-1])
         return out
 
     @abstractmethod
@@ -239,7 +267,8 @@ class EndpointGenerator(Generator):
     although the model never saw it.
 
     Retries and backoff are :class:`~reer_hf.core.endpoint.EndpointClient`'s (network errors only); a request that
-    still fails becomes failed completions whose ``error_kind`` says why. ``stats["retries"]`` counts the retries.
+    still fails becomes failed completions whose ``error_kind`` says why (``context``: the server rejects the prompt
+    as too long for the model). ``stats["retries"]`` counts the retries.
     """
 
     def __init__(self, endpoint: Endpoint, prefill_mode: PrefillMode = "none"):
@@ -260,6 +289,10 @@ class EndpointGenerator(Generator):
         if self._tokenizer is None:
             self._tokenizer = load_tokenizer(self.endpoint.model)
         return self._tokenizer
+
+    @property
+    def where(self) -> str:
+        return f"{self.endpoint.base_url} (model {self.endpoint.model!r})"
 
     def close(self) -> None:
         self.client.close()
@@ -301,9 +334,10 @@ class EndpointGenerator(Generator):
     def _complete(self, payload: dict[str, Any], sampling: Sampling) -> list[Completion]:
         """The ``n`` completions of one request; every failure becomes failed completions of its kind."""
         try:
-            return self._parse(*self.client.post(self.route, payload), sampling)
+            return self._parse(*self.client.post(self.route, payload, self.raise_on_transport), sampling)
         except EndpointError as e:
-            return [Completion.failed(str(e), e.kind) for _ in range(sampling.n)]
+            too_long = e.status in (400, 413, 422) and CONTEXT_REJECTION.search(str(e))
+            return [Completion.failed(str(e), "context" if too_long else e.kind) for _ in range(sampling.n)]
 
     def _parse(self, data: Any, body: str, sampling: Sampling) -> list[Completion]:
         """The ``n`` completions of a reply; choices the server left out become failed completions."""

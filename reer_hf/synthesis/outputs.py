@@ -14,7 +14,7 @@ from reer_hf.core.cards import hub_folder, render_dataset_card
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.synthesis.config import GeneratorConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.plots import plot_scores
-from reer_hf.synthesis.search import STATUS_OK
+from reer_hf.synthesis.trajectory import STATUS_OK
 
 
 def _quantiles(values: list[float]) -> dict:
@@ -56,6 +56,7 @@ def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
     attempts: Counter = Counter()
     accepted: Counter = Counter()
     initial, final, improved = [], [], 0
+    gains, without_margin, by_margin = [], 0, 0
     for row_status, trace, s0, s1 in zip(
         data["status"], data["trace"], data["initial_score"], data["final_score"], strict=True
     ):
@@ -63,6 +64,11 @@ def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
             candidates.update(step["candidate_status"])
             attempts[step["segment"]] += 1
             accepted[step["segment"]] += step["accepted"]
+            best = step.get("best_gain")
+            if step["accepted"] and best is not None:
+                gains.append(best)
+            without_margin += best is not None and best > 0
+            by_margin += best is not None and 0 < best <= (step.get("margin") or 0.0)
         if s0 is not None and s1 is not None and row_status in (STATUS_OK, "filtered"):
             initial.append(s0)
             final.append(s1)
@@ -85,6 +91,13 @@ def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
         "mean_score_drop": round(statistics.fmean(a - b for a, b in zip(initial, final, strict=True)), 4)
         if initial
         else None,
+        "accepted_gains": {
+            "count": len(gains),
+            "median": round(statistics.median(gains), 6) if gains else None,
+            "min": round(min(gains), 6) if gains else None,
+        },
+        "accepted_without_margin": without_margin,
+        "rejected_by_margin": by_margin,
         "acceptance_per_step": {
             str(k): {"attempted": attempts[k], "accepted": accepted[k], "rate": round(accepted[k] / attempts[k], 3)}
             for k in sorted(attempts)

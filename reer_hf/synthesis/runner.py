@@ -5,7 +5,9 @@ Pieces: the rows are cut into pieces of ``map_batch_size * save_every`` rows; pi
 ``k % num_processes``. Each piece is one ``datasets.map`` of the searcher and is written atomically
 (``pieces/piece-00000k.parquet`` plus its stats) before the next starts, so a killed run resumes at the first missing
 piece and loses at most the one in flight. The seeds of a map batch derive from its first row's index, so a resumed
-run writes exactly what an uninterrupted one would have. The main process merges the pieces in input order.
+run writes exactly what an uninterrupted one would have. The main process merges the pieces in input order. A piece
+whose generator requests fail in transport is left unwritten and the run ends with an error listing it, so a later
+run redoes it (``faults``): a server's bad moment never becomes data.
 """
 
 from __future__ import annotations
@@ -25,10 +27,19 @@ from reer_hf.core.data import load_pairs
 from reer_hf.core.formats import to_messages
 from reer_hf.core.options import semantic_options
 from reer_hf.scoring.config import ScorerConfig
+from reer_hf.scoring.noise import NoiseFloor
 from reer_hf.scoring.scorer import Scorer
 from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.faults import (
+    PieceFailures,
+    add_failures,
+    check_generator,
+    clear_failures,
+    failure_summary,
+    record_failure,
+)
 from reer_hf.synthesis.filters import pair_key
-from reer_hf.synthesis.generation import build_generator
+from reer_hf.synthesis.generation import GeneratorUnavailable, build_generator
 from reer_hf.synthesis.outputs import config_name, save_outputs, summarize
 from reer_hf.synthesis.search import Searcher, search_features
 
@@ -202,7 +213,10 @@ def synthesize(
         total = sum(p.stop - p.start for p in mine)
         logger.info("Resuming: %d of this process's %d rows are already searched", done_rows, total)
     if todo:
+        check_generator(gen_cfg)  # before any model loads: a server that cannot serve the model fails the run at once
         generator, scorer = build_components(gen_cfg, scorer_cfg, device)
+        generator.raise_on_transport = True  # a request lost in transport fails its piece, which a later run redoes
+        failures = PieceFailures(gen_cfg, generator.where, pieces_dir)
         searcher = Searcher(
             generator,
             scorer,
@@ -212,6 +226,7 @@ def synthesize(
                 q, z, a, args.messages_system_prompt, args.messages_assistant_format
             ),
         )
+        searcher.noise_floor = _noise_floor(searcher, ds, pieces_dir, is_main)
         features = ds.features.copy()
         features.update(search_features())
         bar = tqdm(
@@ -222,12 +237,21 @@ def synthesize(
             dynamic_ncols=True,
         )
         searcher.on_step = lambda step, active: bar.set_postfix(
-            step=f"{step + 1}/{search_cfg.search_max_step}", active=active
+            step=f"{step + 1}/{search_cfg.search_max_step}",
+            active=active,
+            retries=generator.stats["retries"],
+            failed=len(failures.failed),
         )
         try:
             for piece in todo:
-                _search_piece(ds, piece, searcher, features, pieces_dir, args.map_batch_size, run_print)
-                bar.update(piece.stop - piece.start)
+                error = _search_piece(ds, piece, searcher, features, pieces_dir, args.map_batch_size, run_print)
+                if error is None:
+                    bar.update(piece.stop - piece.start)
+                else:
+                    logger.warning("%s not written (a later run redoes it): %s", piece.name, error)
+                failures.add(piece.name, error)  # raises GeneratorOutage past the generator_outage_* thresholds
+                bar.set_postfix(retries=generator.stats["retries"], failed=len(failures.failed))
+            failures.raise_if_any()
         except Exception as err:
             if num_processes > 1:  # tell the main process, which polls for the pieces, instead of letting it wait
                 (pieces_dir / f"failed-{process_index}.txt").write_text(f"process {process_index}: {err!r}")
@@ -237,8 +261,12 @@ def synthesize(
     if not is_main:
         return None
     merged = _merge(pieces, pieces_dir, args.merge_timeout)
-    summary = summarize(merged, _piece_stats(pieces, pieces_dir), time.perf_counter() - wall)
+    stats = _piece_stats(pieces, pieces_dir)
+    summary = summarize(merged, stats, time.perf_counter() - wall)
+    summary.update(failure_summary(stats))
     summary["hub_config_name"] = args.hub_config_name or config_name(search_cfg, scorer_cfg, gen_cfg)
+    noise_path = pieces_dir / NOISE_FLOOR_FILE
+    summary["noise_floor"] = json.loads(noise_path.read_text()) if noise_path.exists() else None
     folder = save_outputs(merged, summary, config, args, out)
     if args.push_to_hub:
         if folder is None:
@@ -265,9 +293,33 @@ def _prepare(pieces_dir: Path, print_: str, overwrite: bool) -> None:
     marker.write_text(json.dumps({"fingerprint": print_}))
 
 
+NOISE_FLOOR_FILE = "noise_floor.json"
+
+
+def _noise_floor(searcher: Searcher, ds, pieces_dir: Path, is_main: bool) -> NoiseFloor | None:
+    """The scorer's noise floor, measured once per run on its first rows and kept with the pieces, so a resumed run
+    decides with the margin the first run measured."""
+    path = pieces_dir / NOISE_FLOOR_FILE
+    if path.exists():
+        return NoiseFloor(**json.loads(path.read_text()))
+    rows = searcher.config.search_noise_rows
+    if not rows:
+        return None
+    head = ds.select(range(min(len(ds), 4 * rows)))  # a few spare rows for invalid ones
+    floor = searcher.measure_noise(head["query"], head["answer"])
+    logger.info(
+        "Scorer noise floor (%s vs fp32, %d rows): max %s, median %s", floor.dtype, floor.rows, floor.max, floor.median
+    )
+    if is_main:
+        _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(floor.to_dict())))
+    return floor
+
+
 def _search_piece(
     ds, piece: Piece, searcher: Searcher, features, pieces_dir: Path, batch_size: int, run_print: str
-) -> None:
+) -> GeneratorUnavailable | None:
+    """Search one piece and write it with its stats; a piece whose generator requests failed in transport is not
+    written but recorded, and its error returned (the run goes on; a later run redoes the piece)."""
     from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
     before = _run_stats(searcher)
@@ -287,13 +339,20 @@ def _search_piece(
             # Named, so datasets never pickles the searcher (and the models it holds) to fingerprint the map.
             new_fingerprint=map_fingerprint(run_print, piece.name),
         )
+    except GeneratorUnavailable as err:
+        retries = _run_stats(searcher)["generator_retries"] - before["generator_retries"]
+        record_failure(pieces_dir, piece.name, str(err), time.perf_counter() - start, retries)
+        return err
     finally:
         if shown:
             enable_progress_bar()
-    stats = {k: v - before.get(k, 0) for k, v in _run_stats(searcher).items()}
+    stats = Counter({k: v - before.get(k, 0) for k, v in _run_stats(searcher).items()})
     stats["wall_seconds"] = time.perf_counter() - start
+    add_failures(stats, pieces_dir, piece.name)
     _atomic_write(pieces_dir / f"{piece.name}.json", lambda p: p.write_text(json.dumps(stats)))
     _atomic_write(pieces_dir / f"{piece.name}.parquet", lambda p: result.to_parquet(str(p)))
+    clear_failures(pieces_dir, piece.name)
+    return None
 
 
 def _run_stats(searcher: Searcher) -> Counter:

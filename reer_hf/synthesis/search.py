@@ -1,4 +1,4 @@
-"""The REER search (REER.md section 3) in lock-step over the rows of a ``datasets.map`` batch.
+"""The REER search (the paper's search) in lock-step over the rows of a ``datasets.map`` batch.
 
 For every row at once: one generator call writes the initial trajectories ``z0``; one scorer call scores them; then,
 segment by segment, one generator call proposes K rewrites for every still-active row and one scorer call scores all
@@ -14,131 +14,32 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
 
 from reer_hf.core.prompts import official_prompt, official_text, render
-from reer_hf.core.segment import segment_spans
 from reer_hf.core.text import detect_language, strip_thinking
+from reer_hf.scoring.noise import NoiseFloor, measure_noise_floor
 from reer_hf.scoring.scorer import STATUS_OK, Scorer
 from reer_hf.synthesis.config import FilterConfig, SearchConfig
 from reer_hf.synthesis.filters import check_thinking, leaked_span
 from reer_hf.synthesis.generation import FINISH_ERROR, FINISH_LENGTH, Generator, Request, Sampling
-
-STATUS_INVALID = "invalid"
-STATUS_DUPLICATE = "duplicate"
-STATUS_DROPPED = "dropped"
-STATUS_FILTERED = "filtered"
-STATUSES = (STATUS_OK, STATUS_DROPPED, STATUS_FILTERED, STATUS_INVALID, STATUS_DUPLICATE)
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-REFINE_OPEN, REFINE_CLOSE = "<refine>", "</refine>"
-ANALYZE_OPEN = "<analyze>"
-_TAGS = (THINK_OPEN, THINK_CLOSE, REFINE_OPEN, REFINE_CLOSE, ANALYZE_OPEN, "</analyze>", "<answer>", "</answer>")
-SEPARATOR = "\n\n"
-
-
-def search_features():
-    """The ``datasets.Features`` of the columns the search adds (fixed, so map batches and shards always agree)."""
-    from datasets import Features, List, Value
-
-    step = {
-        "segment": Value("int32"),
-        "candidates": List(Value("string")),
-        "candidate_scores": List(Value("float64")),
-        "candidate_status": List(Value("string")),
-        "chosen": Value("int32"),
-        "accepted": Value("bool"),
-        "score_after": Value("float64"),
-    }
-    return Features(
-        {
-            "language": Value("string"),
-            "z0": Value("string"),
-            "z_star": Value("string"),
-            "initial_score": Value("float64"),
-            "final_score": Value("float64"),
-            "initial_nll": Value("float64"),
-            "final_nll": Value("float64"),
-            "n_segments": Value("int32"),
-            "trace": List(step),
-            "status": Value("string"),
-            "drop_reason": Value("string"),
-            "stop_reason": Value("string"),
-            "z_star_tokens": Value("int32"),
-            "generated_tokens": Value("int64"),
-            "scored_tokens": Value("int64"),
-            "messages": List({"role": Value("string"), "content": Value("string")}),
-        }
-    )
-
-
-@dataclass
-class _Item:
-    """One row's state during the search."""
-
-    index: int
-    query: Any
-    answer: Any
-    lang: str = "en"
-    answer_lang: str = "en"
-    status: str = STATUS_OK
-    drop_reason: str | None = None
-    stop_reason: str | None = None
-    z0: str | None = None
-    finished: bool = True
-    segments: list[str] = field(default_factory=list)
-    seps: list[str] = field(default_factory=list)
-    initial_score: float | None = None
-    initial_nll: float | None = None
-    score: float | None = None
-    nll: float | None = None
-    trace: list[dict] = field(default_factory=list)
-    generated_tokens: int = 0
-    scored_tokens: int = 0
-    z_star_tokens: int | None = None
-
-    def drop(self, reason: str, status: str = STATUS_DROPPED) -> None:
-        self.status, self.drop_reason = status, reason
-
-    @property
-    def active(self) -> bool:
-        return self.status == STATUS_OK and self.stop_reason is None
-
-    def thinking(self, replace: int | None = None, rewrite: str | None = None) -> str:
-        """The trajectory, optionally with segment ``replace`` swapped for ``rewrite`` (blank lines around it)."""
-        parts, seps = list(self.segments), list(self.seps)
-        if replace is not None:
-            parts[replace] = rewrite
-            if replace > 0:
-                seps[replace - 1] = SEPARATOR
-            if replace < len(seps):
-                seps[replace] = SEPARATOR
-        out = parts[0] if parts else ""
-        for sep, part in zip(seps, parts[1:], strict=True):
-            out += sep + part
-        return out
-
-
-def lead_words(text: str, n: int) -> str:
-    """The first ``n`` words of ``text`` (Chinese: the first ``2 * n`` characters), as written there."""
-    if n <= 0:
-        return ""
-    if detect_language(text) == "zh":
-        return text[: 2 * n]
-    ends = [m.end() for m in re.finditer(r"\S+", text)]
-    return text[: ends[min(n, len(ends)) - 1]] if ends else ""
-
-
-def split_trajectory(text: str, min_chars: int) -> tuple[list[str], list[str]]:
-    """Segments of a trajectory and the separators between them, so that joining them gives the text back."""
-    spans = segment_spans(text, min_chars)
-    segments = [text[a:b] for a, b in spans]
-    seps = [text[spans[k][1] : spans[k + 1][0]] for k in range(len(spans) - 1)]
-    return segments, seps
+from reer_hf.synthesis.trajectory import (
+    _TAGS,
+    ANALYZE_OPEN,
+    REFINE_CLOSE,
+    REFINE_OPEN,
+    SEPARATOR,
+    STATUS_DUPLICATE,
+    STATUS_FILTERED,
+    STATUS_INVALID,
+    THINK_CLOSE,
+    THINK_OPEN,
+    SearchItem,
+    lead_words,
+    search_features,
+    split_trajectory,
+)
 
 
 class Searcher:
@@ -167,10 +68,28 @@ class Searcher:
         self.answer_column = answer_column
         self.stats: Counter = Counter()
         self.on_step = None  # optional callback(step, n_active) for progress displays
+        self.noise_floor: NoiseFloor | None = None  # measured before the search (measure_noise), for min_gain auto
         official = self.config.search_prompt_source == "official"
         system = self.config.search_system_prompt
         self.system_prompt = (official_text("default_sys") if official else None) if system is None else system
         self.official_prompts = official
+
+    def measure_noise(self, queries: list[str], answers: list[str]) -> NoiseFloor:
+        """Measure the scorer's numeric noise on these rows (an empty thinking each), once per run and before the
+        search, so every piece of a run, resumed or not, decides with the same margin."""
+        rows = [(q, a) for q, a in zip(queries, answers, strict=True) if isinstance(q, str) and isinstance(a, str)]
+        rows = [(q, strip_thinking(a)) for q, a in rows if q.strip() and a.strip()][: self.config.search_noise_rows]
+        self.noise_floor = measure_noise_floor(
+            self.scorer, [q for q, _ in rows], [""] * len(rows), [a for _, a in rows]
+        )
+        return self.noise_floor
+
+    @property
+    def min_gain(self) -> float:
+        """The margin a rewrite's gain must clear: the option, or for ``auto`` the measured floor (0 unmeasured)."""
+        if self.config.search_min_gain != "auto":
+            return float(self.config.search_min_gain)
+        return (self.noise_floor.max or 0.0) if self.noise_floor is not None else 0.0
 
     def _messages(self, content: str) -> list[dict[str, str]]:
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -192,7 +111,7 @@ class Searcher:
         n = len(batch[self.query_column])
         duplicates = batch.get("duplicate_of") or [None] * n
         items = [
-            _Item(index=offset + i, query=q, answer=a)
+            SearchItem(index=offset + i, query=q, answer=a)
             for i, q, a in zip(indices, batch[self.query_column], batch[self.answer_column], strict=True)
         ]
         for item, dup in zip(items, duplicates, strict=True):
@@ -219,13 +138,13 @@ class Searcher:
         return self._columns(items)
 
     # ---- phases ---------------------------------------------------------------------------------------------------
-    def _validate(self, item: _Item, duplicate_of) -> None:
+    def _validate(self, item: SearchItem, duplicate_of) -> None:
         for name, value in (("query", item.query), ("answer", item.answer)):
             if not isinstance(value, str):
                 return item.drop(f"{name}_not_text" if value is not None else f"{name}_missing", STATUS_INVALID)
             if not value.strip():
                 return item.drop(f"{name}_empty", STATUS_INVALID)
-        if THINK_CLOSE in item.answer:  # the reference is what follows the last </think> (REER.md 3.1)
+        if THINK_CLOSE in item.answer:  # the reference is what follows the last </think> (the paper's search)
             item.answer = strip_thinking(item.answer)
             if not item.answer:
                 return item.drop("answer_empty", STATUS_INVALID)
@@ -238,14 +157,14 @@ class Searcher:
         if getattr(probe, "status", STATUS_OK) != STATUS_OK:
             item.drop(f"answer_{probe.status}")
 
-    def _opener(self, item: _Item) -> str:
+    def _opener(self, item: SearchItem) -> str:
         cfg = self.config
         openers = cfg.search_openers_zh if item.lang == "zh" else cfg.search_openers_en
         weights = cfg.search_opener_weights_zh if item.lang == "zh" else cfg.search_opener_weights_en
         rng = random.Random(f"{cfg.search_seed}-{item.index}")  # per row: independent of batching
         return rng.choices(openers, weights=weights, k=1)[0]
 
-    def _initial_prompt(self, it: _Item) -> str:
+    def _initial_prompt(self, it: SearchItem) -> str:
         if self.official_prompts:
             return official_prompt("initial", it.lang, it.query, it.answer)
         cfg = self.config
@@ -253,7 +172,7 @@ class Searcher:
             cfg.search_initial_prompt, it.lang, query=it.query, answer=it.answer, reflection=cfg.search_reflection
         )
 
-    def _initial(self, items: list[_Item], seed: int) -> None:
+    def _initial(self, items: list[SearchItem], seed: int) -> None:
         todo = [it for it in items if it.status == STATUS_OK]
         if not todo:
             return
@@ -307,7 +226,7 @@ class Searcher:
             if it.score < cfg.search_stop_thresh:
                 it.stop_reason = "threshold"
 
-    def _refine_step(self, active: list[_Item], step: int, seed: int) -> None:
+    def _refine_step(self, active: list[SearchItem], step: int, seed: int) -> None:
         cfg = self.config
         requests, prefills = [], []
         for it in active:
@@ -344,7 +263,7 @@ class Searcher:
             repetition_penalty=cfg.search_repetition_penalty,
         )
         completions = self._generate(requests, sampling)
-        pending: list[tuple[_Item, int, str]] = []  # (item, candidate slot, rewrite)
+        pending: list[tuple[SearchItem, int, str]] = []  # (item, candidate slot, rewrite)
         records = []
         for it, samples, prefill in zip(active, completions, prefills, strict=True):
             record = {
@@ -352,6 +271,11 @@ class Searcher:
                 "candidates": [None] * len(samples),
                 "candidate_scores": [None] * len(samples),
                 "candidate_status": [""] * len(samples),
+                "candidate_gains": [None] * len(samples),
+                "cleared": [None] * len(samples),
+                "incumbent_score": None,
+                "best_gain": None,
+                "margin": self.min_gain,
                 "chosen": -1,
                 "accepted": False,
                 "score_after": it.score,
@@ -364,19 +288,40 @@ class Searcher:
                 if rewrite is not None:
                     pending.append((it, k, rewrite))
             records.append(record)
-        results = self._score([(it, it.thinking(step, rewrite)) for it, _, rewrite in pending])
+        # The current trajectory is one more member of each row's group, so it is scored in the same pass (same batch,
+        # same prefix path) as its candidates and every gain compares numbers computed alike.
+        incumbents = [
+            it for it, rec in zip(active, records, strict=True) if any(c is not None for c in rec["candidates"])
+        ]
+        scored = self._score(
+            [(it, it.thinking(step, rewrite)) for it, _, rewrite in pending]
+            + [(it, it.thinking()) for it in incumbents]
+        )
+        results, now = scored[: len(pending)], dict(zip(map(id, incumbents), scored[len(pending) :], strict=True))
+        margin = self.min_gain
         best: dict[int, tuple[float, float, str, int]] = {}
         by_item = {id(it): rec for it, rec in zip(active, records, strict=True)}
         for (it, k, rewrite), result in zip(pending, results, strict=True):
             record = by_item[id(it)]
             record["candidate_status"][k] = "scored" if result.status == STATUS_OK else result.status
             record["candidate_scores"][k] = result.score if not math.isnan(result.score) else None
+            current = now[id(it)]
+            if result.status == STATUS_OK and current.status == STATUS_OK:
+                gain = current.score - result.score
+                record["candidate_gains"][k] = gain
+                record["cleared"][k] = gain > margin
+                if 0 < gain <= margin:
+                    record["candidate_status"][k] = "below_margin"
             if result.status == STATUS_OK and (id(it) not in best or result.score < best[id(it)][0]):
                 best[id(it)] = (result.score, result.nll, rewrite, k)
         for it, record in zip(active, records, strict=True):
+            current = now.get(id(it))
+            if current is not None and current.status == STATUS_OK:
+                record["incumbent_score"] = current.score
             if id(it) in best:
                 record["chosen"] = best[id(it)][3]
-            if id(it) in best and best[id(it)][0] < it.score:  # greedy: the score never rises
+                record["best_gain"] = record["candidate_gains"][best[id(it)][3]]
+            if id(it) in best and record["best_gain"] is not None and record["best_gain"] > margin:
                 score, nll, rewrite, _ = best[id(it)]
                 it.segments[step] = rewrite
                 if step > 0:
@@ -389,10 +334,11 @@ class Searcher:
             it.trace.append(record)
             self.stats["candidates"] += len(record["candidate_status"])
             self.stats["accepted"] += record["accepted"]
+            self.stats["rejected_by_margin"] += bool(record["best_gain"] and 0 < record["best_gain"] <= margin)
             if it.score < cfg.search_stop_thresh:
                 it.stop_reason = "threshold"
 
-    def _finish(self, it: _Item) -> None:
+    def _finish(self, it: SearchItem) -> None:
         if it.status != STATUS_OK:
             return
         z_star = it.thinking()
@@ -403,14 +349,14 @@ class Searcher:
 
     # ---- helpers --------------------------------------------------------------------------------------------------
     @staticmethod
-    def _offset(it: _Item, step: int) -> int:
+    def _offset(it: SearchItem, step: int) -> int:
         """Character offset of segment ``step`` in the current trajectory (its end for ``step == len``)."""
         offset = 0
         for k in range(step):
             offset += len(it.segments[k]) + (len(it.seps[k]) if k < len(it.seps) else 0)
         return offset
 
-    def _parse_rewrite(self, completion, prefill: str, it: _Item, step: int) -> tuple[str | None, str]:
+    def _parse_rewrite(self, completion, prefill: str, it: SearchItem, step: int) -> tuple[str | None, str]:
         """The rewrite inside a completion, or None with the reason it was rejected."""
         if completion.finish_reason == FINISH_ERROR:
             return None, "generator_error"
@@ -434,7 +380,7 @@ class Searcher:
             return None, "leak"
         return rewrite, "pending"
 
-    def _leaks(self, text: str, it: _Item) -> bool:
+    def _leaks(self, text: str, it: SearchItem) -> bool:
         if not self.filters.filter_leak_guard:
             return False
         span = leaked_span(text, it.answer, self.filters.filter_leak_ngram, it.answer_lang, allowed=it.query)
@@ -447,7 +393,7 @@ class Searcher:
         self.stats["generator_seconds"] += time.perf_counter() - start
         return out
 
-    def _score(self, pairs: list[tuple[_Item, str]]):
+    def _score(self, pairs: list[tuple[SearchItem, str]]):
         if not pairs:
             return []
         start = time.perf_counter()
@@ -461,7 +407,7 @@ class Searcher:
             self.stats["scored_tokens"] += result.n_tokens
         return results
 
-    def _columns(self, items: list[_Item]) -> dict[str, list]:
+    def _columns(self, items: list[SearchItem]) -> dict[str, list]:
         columns: dict[str, list] = {name: [] for name in search_features()}
         for it in items:
             z_star = it.thinking() if it.z0 is not None and it.segments else it.z0

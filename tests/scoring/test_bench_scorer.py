@@ -23,6 +23,8 @@ KEYS = {
     "speedup",
     "prefix_reuse_speedup",
     "max_abs_score_diff_fp32",
+    "dtype_noise_max",
+    "dtype_noise_median",
     "peak_rss_mb",
 }
 
@@ -56,6 +58,7 @@ def test_bench_scorer_runs_and_reports(bench, tiny_llama_dir, capsys, compile_fl
     assert result["steps"] == 3 and result["rows"] % 2 == 0 and 2 * 3 <= result["rows"] <= 2 * 2 * 3  # K=2 per pair
     # the scorer is exact against the naive computation, and reuse removes tokens and attention pairs
     assert result["max_abs_score_diff_fp32"] <= 1e-5 and result["max_abs_nll_diff_fp32"] <= 1e-5
+    assert 0 <= result["dtype_noise_median"] <= result["dtype_noise_max"] <= 1e-5  # fp32 runs: no dtype noise
     assert result["forward_token_ratio"] > 1 and result["attention_pair_ratio"] > 1
     assert result["forward_tokens"]["naive"] == result["forward_tokens"]["plain"] == result["tokens"]
     assert all(math.isfinite(result[key]) and result[key] > 0 for key in ("speedup", "prefix_reuse_speedup"))

@@ -16,7 +16,8 @@ from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.scorer import Scorer
 from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig
 from reer_hf.synthesis.generation import OpenAIGenerator, TransformersGenerator
-from reer_hf.synthesis.search import Searcher, lead_words, search_features, split_trajectory
+from reer_hf.synthesis.search import Searcher
+from reer_hf.synthesis.trajectory import lead_words, search_features, split_trajectory
 
 THINKING = [
     " wants a short piece about a quiet town, and I think the reader is someone who likes slow, careful stories "

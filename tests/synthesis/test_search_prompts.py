@@ -1,4 +1,4 @@
-"""Prompts of the trajectory search (REER.md section 5): initial thinking and segment edit, English and Chinese."""
+"""Prompts of the trajectory search (the paper's prompts): initial thinking and segment edit, English and Chinese."""
 
 import jinja2
 import pytest

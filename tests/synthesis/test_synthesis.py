@@ -55,7 +55,9 @@ def configs(out: Path, data: Path, model_dir: Path, generator: GeneratorConfig, 
 
 
 def scripted(server) -> GeneratorConfig:
-    return GeneratorConfig(generator_backend="openai", generator_base_url=server.base_url, generator_model="w")
+    return GeneratorConfig(
+        generator_backend="openai", generator_base_url=server.base_url, generator_model="test-model"
+    )
 
 
 def crash_after(monkeypatch, pieces: int):
@@ -292,7 +294,7 @@ def test_accelerate_launch_two_processes_merge_like_one(tmp_path, pairs_file, ti
                 "--output_dir", str(out),
                 "--generator_backend", "openai",
                 "--generator_base_url", server.base_url,
-                "--generator_model", "w",
+                "--generator_model", "test-model",
                 "--search_max_step", "2",
                 "--search_min_rollout_tokens", "5",
                 "--filter_min_thinking_tokens", "1",
