@@ -1,4 +1,4 @@
-"""Synthesize deep-thinking trajectories with the REER search (REER.md sections 3-6).
+"""Synthesize deep-thinking trajectories with the REER search (the paper's search and filters).
 
 Usage (the demo: the built-in demo model as generator and scorer on the bundled pairs, CPU, a few minutes):
     python recipes/synthesize.py --config recipes/demo/synthesize.yaml
