@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import requests as http
@@ -44,6 +44,13 @@ class Endpoint:
             raise ValueError(f"max_concurrency must be >= 1 and max_retries >= 0, got {self}")
         if self.timeout <= 0 or self.backoff < 0:
             raise ValueError(f"timeout must be > 0 and backoff >= 0, got {self}")
+
+    @classmethod
+    def from_options(cls, options: Any, prefix: str, **given: Any) -> Endpoint:
+        """The endpoint a stage's ``{prefix}_*`` options name (``generator_base_url``, ``judge_timeout``, ...), so the
+        generator and the judge map their options the same way; ``given`` fills what the options lack."""
+        values = {f.name: getattr(options, f"{prefix}_{f.name}") for f in fields(cls) if f.name not in given}
+        return cls(**values, **given)
 
     def url(self, route: str) -> str:
         """The URL of ``route`` (``chat/completions``, ``completions``) under the base URL."""

@@ -230,12 +230,4 @@ class JudgeConfig:
 
     def endpoint(self) -> Endpoint:
         """The endpoint the ``judge_*`` options name."""
-        return Endpoint(
-            base_url=self.judge_base_url,
-            model=self.judge_model,
-            api_key_env=self.judge_api_key_env,
-            timeout=self.judge_timeout,
-            max_retries=self.judge_max_retries,
-            max_concurrency=self.judge_max_concurrency,
-            backoff=self.judge_backoff,
-        )
+        return Endpoint.from_options(self, "judge")

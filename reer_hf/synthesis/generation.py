@@ -384,15 +384,7 @@ class EndpointGenerator(Generator):
 def generator_endpoint(config: GeneratorConfig, backoff: float) -> Endpoint:
     """The endpoint the ``generator_*`` options name (the ``openai`` backend); ``backoff``: seconds before the first
     network retry."""
-    return Endpoint(
-        base_url=config.generator_base_url,
-        model=config.generator_model,
-        api_key_env=config.generator_api_key_env,
-        timeout=config.generator_timeout,
-        max_retries=config.generator_max_retries,
-        max_concurrency=config.generator_max_concurrency,
-        backoff=backoff,
-    )
+    return Endpoint.from_options(config, "generator", backoff=backoff)
 
 
 class OpenAIGenerator(EndpointGenerator):
