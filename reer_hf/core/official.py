@@ -17,7 +17,6 @@ import hashlib
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Literal
 
 import requests
 
-from reer_hf.core.cache import cache_root
+from reer_hf.core.cache import atomic_write, cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -179,19 +178,6 @@ def _check(src: Source, data: bytes, origin: str) -> None:
         )
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it in, so a reader never sees a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _offline_hint(src: Source) -> str:
     return (
         f"run `python -m reer_hf.official fetch {src.name}` where there is network access, or pass a local copy "
@@ -246,7 +232,7 @@ def fetch(source_name: str, *, file: str | os.PathLike | None = None) -> Path:
         logger.info("Downloading %s", src.url())
         data = _download(src)
         _check(src, data, src.url())
-    _write_atomic(target, data)
+    atomic_write(target, lambda tmp: tmp.write_bytes(data))
     return target
 
 

@@ -15,10 +15,10 @@ start refuses a server that cannot be reached or does not serve the model.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, deque
 from pathlib import Path
 
+from reer_hf.core.cache import atomic_write
 from reer_hf.core.endpoint import EndpointError, served_models
 from reer_hf.synthesis.config import GeneratorConfig
 from reer_hf.synthesis.generation import GeneratorUnavailable, generator_endpoint
@@ -65,9 +65,7 @@ def record_failure(pieces_dir: Path, name: str, error: str, seconds: float, retr
     path = pieces_dir / f"{name}{FAILED_SUFFIX}"
     attempts = json.loads(path.read_text()) if path.exists() else []
     attempts.append({"error": error[:2000], "seconds": seconds, "retries": retries})
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(attempts))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(attempts)))
 
 
 def add_failures(stats: Counter, pieces_dir: Path, name: str) -> None:
@@ -82,14 +80,6 @@ def add_failures(stats: Counter, pieces_dir: Path, name: str) -> None:
 def clear_failures(pieces_dir: Path, name: str) -> None:
     """Drop the failure record of a piece now written (its stats hold the attempts)."""
     (pieces_dir / f"{name}{FAILED_SUFFIX}").unlink(missing_ok=True)
-
-
-def failure_summary(stats: Counter) -> dict:
-    """The run summary's account of failed pieces: attempts that failed (each later redone) and the time lost."""
-    return {
-        "generator_failed_pieces": stats.get("generator_failed_pieces", 0),
-        "generator_failed_seconds": round(stats.get("generator_failed_seconds", 0.0), 2),
-    }
 
 
 class PieceFailures:

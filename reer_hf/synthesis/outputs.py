@@ -106,6 +106,9 @@ def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
         "generator_requests": stats.get("generator_requests", 0),
         "generator_errors": stats.get("generator_errors", 0),
         "generator_retries": stats.get("generator_retries", 0),
+        # attempts whose generator requests failed in transport (each piece later redone) and the time they cost
+        "generator_failed_pieces": stats.get("generator_failed_pieces", 0),
+        "generator_failed_seconds": round(stats.get("generator_failed_seconds", 0.0), 2),
         "scorer_calls": stats.get("scorer_calls", 0),
         "generated_tokens": sum(data["generated_tokens"]),
         "scored_tokens": sum(data["scored_tokens"]),

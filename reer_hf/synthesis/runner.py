@@ -16,12 +16,12 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections import Counter
 from pathlib import Path
 
+from reer_hf.core.cache import atomic_write
 from reer_hf.core.cards import push_dataset
 from reer_hf.core.data import load_pairs
 from reer_hf.core.formats import to_messages
@@ -35,7 +35,6 @@ from reer_hf.synthesis.faults import (
     add_failures,
     check_generator,
     clear_failures,
-    failure_summary,
     record_failure,
 )
 from reer_hf.synthesis.filters import pair_key
@@ -124,12 +123,6 @@ def mark_duplicates(ds, enabled: bool = True):
 
 def plan_pieces(rows: int, piece_rows: int) -> list[Piece]:
     return [Piece(k, lo, min(lo + piece_rows, rows)) for k, lo in enumerate(range(0, rows, piece_rows))]
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def build_components(gen_cfg: GeneratorConfig, scorer_cfg: ScorerConfig, device: str | None = None):
@@ -263,7 +256,6 @@ def synthesize(
     merged = _merge(pieces, pieces_dir, args.merge_timeout)
     stats = _piece_stats(pieces, pieces_dir)
     summary = summarize(merged, stats, time.perf_counter() - wall)
-    summary.update(failure_summary(stats))
     summary["hub_config_name"] = args.hub_config_name or config_name(search_cfg, scorer_cfg, gen_cfg)
     noise_path = pieces_dir / NOISE_FLOOR_FILE
     summary["noise_floor"] = json.loads(noise_path.read_text()) if noise_path.exists() else None
@@ -311,7 +303,7 @@ def _noise_floor(searcher: Searcher, ds, pieces_dir: Path, is_main: bool) -> Noi
         "Scorer noise floor (%s vs fp32, %d rows): max %s, median %s", floor.dtype, floor.rows, floor.max, floor.median
     )
     if is_main:
-        _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(floor.to_dict())))
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(floor.to_dict())))
     return floor
 
 
@@ -349,8 +341,8 @@ def _search_piece(
     stats = Counter({k: v - before.get(k, 0) for k, v in _run_stats(searcher).items()})
     stats["wall_seconds"] = time.perf_counter() - start
     add_failures(stats, pieces_dir, piece.name)
-    _atomic_write(pieces_dir / f"{piece.name}.json", lambda p: p.write_text(json.dumps(stats)))
-    _atomic_write(pieces_dir / f"{piece.name}.parquet", lambda p: result.to_parquet(str(p)))
+    atomic_write(pieces_dir / f"{piece.name}.json", lambda p: p.write_text(json.dumps(stats)))
+    atomic_write(pieces_dir / f"{piece.name}.parquet", lambda p: result.to_parquet(str(p)))
     clear_failures(pieces_dir, piece.name)
     return None
 

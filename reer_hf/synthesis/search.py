@@ -290,9 +290,7 @@ class Searcher:
             records.append(record)
         # The current trajectory is one more member of each row's group, so it is scored in the same pass (same batch,
         # same prefix path) as its candidates and every gain compares numbers computed alike.
-        incumbents = [
-            it for it, rec in zip(active, records, strict=True) if any(c is not None for c in rec["candidates"])
-        ]
+        incumbents = list({id(it): it for it, _, _ in pending}.values())
         scored = self._score(
             [(it, it.thinking(step, rewrite)) for it, _, rewrite in pending]
             + [(it, it.thinking()) for it in incumbents]
@@ -334,7 +332,6 @@ class Searcher:
             it.trace.append(record)
             self.stats["candidates"] += len(record["candidate_status"])
             self.stats["accepted"] += record["accepted"]
-            self.stats["rejected_by_margin"] += bool(record["best_gain"] and 0 < record["best_gain"] <= margin)
             if it.score < cfg.search_stop_thresh:
                 it.stop_reason = "threshold"
 
