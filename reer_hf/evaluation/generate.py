@@ -1,6 +1,7 @@
 """The generate stage: each item's answer from the model under evaluation, sampled with its benchmark's settings,
 split into thinking and answer, given a status, and written as it comes so an interrupted run resumes. A request that
-failed in transport (:data:`TRANSPORT_ERRORS`) is counted in this run but never written: the next run redoes it."""
+failed in transport (:data:`~reer_hf.synthesis.generation.TRANSPORT_KINDS`) is counted in this run but never written:
+the next run redoes it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ from tqdm.auto import tqdm
 from reer_hf.core.text import split_thinking
 from reer_hf.evaluation.benchmarks.registry import get_benchmark
 from reer_hf.evaluation.store import JsonlLog
-from reer_hf.synthesis.generation import FINISH_ERROR, FINISH_LENGTH, Completion, Generator, Request, Sampling
+from reer_hf.synthesis.generation import (
+    FINISH_ERROR,
+    FINISH_LENGTH,
+    TRANSPORT_KINDS,
+    Completion,
+    Generator,
+    Request,
+    Sampling,
+)
 
-__all__ = ["GENERATION_STATUSES", "TRANSPORT_ERRORS", "generate_answers", "generation_record", "sampling_for"]
+__all__ = ["GENERATION_STATUSES", "generate_answers", "generation_record", "sampling_for"]
 
 #: Completion error kinds of the transport (no reply, a refused request, a body that is no reply), not the model's.
-TRANSPORT_ERRORS = ("network", "http", "parse")
 
 #: ``truncated``: the token limit cut the answer; ``unfinished_thinking``: ``<think>`` never closed, so no answer;
 #: ``error``: the generation failed (left out of every score, redone by the next run).
@@ -77,7 +85,7 @@ def generate_answers(
     """Each item's generation record, generating only those ``log`` does not hold yet (or holds as failed), in
     chunks of ``chunk_size`` written as they finish, except transport failures (this run reports them as failed;
     the next one redoes them). Longest prompts first, so batches pad little."""
-    done = {r["id"]: r for r in log.read() if r.get("status") != "error"}
+    done = {r["id"]: r for r in log.read() if r.get("status") != "error" or r.get("error_kind") == "context"}
     pending = sorted((it for it in items if it["id"] not in done), key=lambda it: -len(it["prompt"]))
     if pending and generator is None:
         raise ValueError(f"{len(pending)} items still need generating, and no generator was given")
@@ -93,7 +101,7 @@ def generate_answers(
         records = [
             generation_record(it, c[0], prefill if seeded else "") for it, c in zip(chunk, completions, strict=True)
         ]
-        log.append([r for r in records if r["error_kind"] not in TRANSPORT_ERRORS])
+        log.append([r for r in records if r["error_kind"] not in TRANSPORT_KINDS])
         done.update((r["id"], r) for r in records if r["status"] != "error")
         for r in records:
             if r["status"] == "error":

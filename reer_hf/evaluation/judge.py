@@ -94,7 +94,7 @@ class Judge:
                 if completion.error_kind == "parse":  # a body that is no reply: asked again like an unparsable one
                     error = completion.error or "unusable reply"
                     continue
-                kind = "network" if completion.error_kind == "network" else "http"
+                kind = completion.error_kind if completion.error_kind in ("network", "context") else "http"
                 return self._failed(request, kind, completion.error or "request failed", raw, attempt + 1)
             raw, replied = completion.text, True
             try:

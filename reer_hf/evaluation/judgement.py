@@ -31,10 +31,11 @@ __all__ = [
 
 #: ``network``: no reply after the retries; ``http``: a refused request (an HTTP error status), not retried;
 #: ``body``: every try came back with a body that is no reply; ``parse``: replies came back but none parsed within
-#: the tries; ``missing``: never asked (a report made without the judge stage found no stored judgement for it).
-FAILURE_KINDS = ("network", "http", "body", "parse", "missing")
-#: The failures of the transport, not of the judge: never stored, so the next run asks again. Only ``parse`` (the
-#: judge answered, unusably) is a recorded outcome.
+#: the tries; ``context``: the request is too long for the judge's context (asking again cannot change that);
+#: ``missing``: never asked (a report made without the judge stage found no stored judgement for it).
+FAILURE_KINDS = ("network", "http", "body", "parse", "context", "missing")
+#: The failures of the transport, not of the judge: never stored, so the next run asks again. ``parse`` (the judge
+#: answered, unusably) and ``context`` (the request cannot fit) are recorded outcomes.
 TRANSPORT_KINDS = ("network", "http", "body")
 
 #: What a parse function may raise for a reply it rejects (missing keys, wrong types, out-of-range scores).

@@ -12,9 +12,10 @@ from typing import Any
 
 from reer_hf.evaluation.benchmarks.base import mean
 from reer_hf.evaluation.benchmarks.registry import get_benchmark
-from reer_hf.evaluation.generate import GENERATION_STATUSES, TRANSPORT_ERRORS
+from reer_hf.evaluation.generate import GENERATION_STATUSES
 from reer_hf.evaluation.judgement import Judgement
 from reer_hf.evaluation.text import distinct_n, reflection_rates
+from reer_hf.synthesis.generation import TRANSPORT_KINDS
 
 __all__ = ["score_benchmark"]
 
@@ -45,7 +46,7 @@ def score_benchmark(
             "failed_ids": [it["id"] for it in items if generations[it["id"]]["status"] == "error"],
             "transport_failed": sum(
                 generations[it["id"]]["status"] == "error"
-                and generations[it["id"]].get("error_kind") in TRANSPORT_ERRORS
+                and generations[it["id"]].get("error_kind") in TRANSPORT_KINDS
                 for it in items
             ),
             "mean_new_tokens": mean([generations[it["id"]]["n_tokens"] for it in usable]),

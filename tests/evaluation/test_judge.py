@@ -119,14 +119,18 @@ def test_network_failure_after_the_retries_is_recorded():
     assert n_calls == 3 and not out.ok and out.error_kind == "network" and "503" in out.error
 
 
-def test_http_400_is_recorded_not_retried():
-    replies = scripted(ServerReply(400, {"error": {"message": "context too long"}}))
-    with OpenAIServer(replies) as server, make_judge(server) as judge:
+def test_http_400_is_not_retried_and_a_context_rejection_is_recorded():
+    refused = scripted(ServerReply(400, {"error": {"message": "unknown parameter"}}))
+    with OpenAIServer(refused) as server, make_judge(server) as judge:
         (j,) = judge.judge([request()], parse=score_of)
         n_calls = len(server.calls)
-    assert n_calls == 1
-    assert not j.ok and j.error_kind == "http" and "400" in j.error and "context too long" in j.error
-    assert j.attempts == 1 and judge.stats["failed_http"] == 1 and judge.stats["retries"] == 0
+    assert n_calls == 1 and j.attempts == 1 and judge.stats["retries"] == 0
+    assert not j.ok and j.error_kind == "http" and "400" in j.error and j.transport_failed  # asked again next run
+    too_long = scripted(ServerReply(400, {"error": {"message": "This model's maximum context length is 4096 tokens"}}))
+    with OpenAIServer(too_long) as server, make_judge(server) as judge:
+        (j,) = judge.judge([request()], parse=score_of)
+    assert not j.ok and j.error_kind == "context" and not j.transport_failed  # the judge's own limit: recorded
+    assert judge.stats["failed_context"] == 1
 
 
 def kinds_seen(monkeypatch) -> list[str | None]:

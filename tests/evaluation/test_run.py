@@ -479,3 +479,27 @@ def test_generation_with_the_tiny_model(tiny_tokenizer, tmp_path):
     scores = score_benchmark("longbench_write", items, records, None)
     by_hand = [length_score(it["length"], produced_length(records[it["id"]]["answer"])) for it in items]
     assert scores["length_score"] == pytest.approx(sum(by_hand) / 3)
+
+
+def test_a_context_rejection_is_the_models_outcome_and_kept(tmp_path):
+    """A prompt too long for the model under evaluation is recorded once; a resumed run does not ask again (a
+    transport failure, by contrast, is never stored and is asked again)."""
+
+    class TooLong(Generator):
+        def _generate(self, requests, sampling):
+            return [[Completion.failed("prompt is longer than the context length", "context")] for _ in requests]
+
+    item = {
+        "id": "lb/0",
+        "benchmark": "longbench_write",
+        "task": "all",
+        "prompt": "Write.",
+        "lang": "en",
+        "length": 10,
+    }
+    log = JsonlLog(tmp_path / "generations.jsonl")
+    generator = TooLong()
+    first = generate_answers([item], generator, Sampling(), log, progress=False)
+    again = generate_answers([item], generator, Sampling(), log, progress=False)
+    assert first["lb/0"]["error_kind"] == again["lb/0"]["error_kind"] == "context"
+    assert generator.stats["requests"] == 1 and len(log.read()) == 1
