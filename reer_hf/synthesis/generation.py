@@ -14,6 +14,7 @@ must not depend on the server's health) sets ``raise_on_transport``: such failur
 from __future__ import annotations
 
 import re
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -111,17 +112,19 @@ class Generator(ABC):
 
     def __init__(self):
         self.stats: Counter = Counter()  # calls, requests, completions, tokens, errors, seconds
+        self._stats_lock = threading.Lock()  # the judge calls one generator from many threads
 
     def generate(self, requests: Sequence[Request], sampling: Sampling) -> list[list[Completion]]:
         start = time.perf_counter()
         out = self._generate(list(requests), sampling) if requests else []
-        self.stats["calls"] += 1
-        self.stats["requests"] += len(requests)
-        for completions in out:
-            self.stats["completions"] += len(completions)
-            self.stats["tokens"] += sum(c.n_tokens for c in completions)
-            self.stats["errors"] += sum(c.finish_reason == FINISH_ERROR for c in completions)
-        self.stats["seconds"] += time.perf_counter() - start
+        with self._stats_lock:
+            self.stats["calls"] += 1
+            self.stats["requests"] += len(requests)
+            for completions in out:
+                self.stats["completions"] += len(completions)
+                self.stats["tokens"] += sum(c.n_tokens for c in completions)
+                self.stats["errors"] += sum(c.finish_reason == FINISH_ERROR for c in completions)
+            self.stats["seconds"] += time.perf_counter() - start
         lost = [e for cs in out if (e := next((c.error for c in cs if c.error_kind in TRANSPORT_KINDS), None))]
         if lost and self.raise_on_transport:
             raise GeneratorUnavailable(self.where, len(lost), len(out), lost[-1])
@@ -299,10 +302,14 @@ class EndpointGenerator(Generator):
 
     def _generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
         payloads = [self._payload(i, r, sampling) for i, r in enumerate(requests)]  # renders in this thread
-        workers = min(self.endpoint.max_concurrency, len(payloads))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-generator") as pool:
-            out = list(pool.map(lambda payload: self._complete(payload, sampling), payloads))
-        self.stats["retries"] = self.client.retries
+        if len(payloads) == 1:  # one request (the judge's calls): no pool of its own
+            out = [self._complete(payloads[0], sampling)]
+        else:
+            workers = min(self.endpoint.max_concurrency, len(payloads))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-generator") as pool:
+                out = list(pool.map(lambda payload: self._complete(payload, sampling), payloads))
+        with self._stats_lock:
+            self.stats["retries"] = self.client.retries
         return out
 
     def _payload(self, index: int, request: Request, sampling: Sampling) -> dict[str, Any]:
