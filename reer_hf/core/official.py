@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import logging
 import os
@@ -344,6 +345,17 @@ def text(ref: str, *, file: str | os.PathLike | None = None) -> str:
     src = source(source_name)
     _locator(src, name)  # an unknown name fails before any download
     return extract(src, fetch(source_name, file=file).read_bytes(), name)
+
+
+def cached_text(ref: str) -> str:
+    """:func:`text`, read once per pinned file: for callers that ask per request (a prompt per row, a judge template
+    per item). Keyed by the source's digest, so a re-pinned source is read anew."""
+    return _cached_text(ref, source(ref.partition(":")[0]).sha256)
+
+
+@functools.cache
+def _cached_text(ref: str, sha256: str) -> str:
+    return text(ref)
 
 
 # --------------------------------------------------------------------------------------------------------------- CLI

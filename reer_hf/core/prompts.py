@@ -49,10 +49,9 @@ def render(name: str, lang: str = "en", **variables) -> str:
 OFFICIAL_TEMPLATES = {"inference": "standard_inference", "initial": "initial_thinking", "edit": "segment_edits"}
 
 
-@lru_cache(maxsize=32)
 def official_text(name: str) -> str:
     """A text of the official REER code (``reer:NAME``), fetched once from its pinned commit and verified."""
-    return official.text(f"reer:{name}")
+    return official.cached_text(f"reer:{name}")
 
 
 def official_prompt(name: str, lang: str, *arguments: str) -> str:

@@ -21,7 +21,7 @@ from test_search import (  # noqa: F401  (tiny_scorer is a fixture)
     tiny_scorer,
 )
 
-from reer_hf.core import official, prompts
+from reer_hf.core import official
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.scorer import Scorer
 from reer_hf.synthesis.config import SearchConfig
@@ -65,9 +65,6 @@ def synthetic_official(tmp_path, monkeypatch):
     copy = tmp_path / "synthesize.py"
     copy.write_bytes(data)
     official.fetch("reer", file=copy)
-    prompts.official_text.cache_clear()
-    yield
-    prompts.official_text.cache_clear()
 
 
 def test_the_search_sends_the_official_prompts(synthetic_official, tiny_scorer):  # noqa: F811

@@ -14,10 +14,8 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, ClassVar
 
-from reer_hf.core import official
 from reer_hf.evaluation.judgement import DEFAULT_JUDGE_SAMPLING, Judgement, JudgeRequest, JudgeSampling
 
 __all__ = [
@@ -26,7 +24,6 @@ __all__ = [
     "cell",
     "head",
     "mean",
-    "official_text",
     "request_meta",
     "system_user_turns",
     "user_turn",
@@ -148,17 +145,6 @@ def user_turn(text: str) -> list[dict[str, str]]:
 def system_user_turns(system: str, user: str) -> list[dict[str, str]]:
     """A system turn then a user turn: how HelloBench's and WritingBench's official scripts send their prompts."""
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-def official_text(ref: str) -> str:
-    """An upstream text (``"source:name"``), read once per pinned file: a benchmark asks for it per request."""
-    name = ref.partition(":")[0]
-    return _official_text(ref, official.source(name).sha256)
-
-
-@cache
-def _official_text(ref: str, sha256: str) -> str:  # keyed by the digest: a re-pinned source is read anew
-    return official.text(ref)
 
 
 def request_meta(item: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Any
 
+from reer_hf.core import official
 from reer_hf.core.prompts import render
 from reer_hf.core.text import strip_thinking
 from reer_hf.evaluation.benchmarks.base import (
@@ -30,7 +31,6 @@ from reer_hf.evaluation.benchmarks.base import (
     cell,
     head,
     mean,
-    official_text,
     request_meta,
     system_user_turns,
     user_turn,
@@ -149,13 +149,13 @@ def _official_response(response: str) -> str:
 def official_hellobench_messages(instruction: str, response: str, checklists: Sequence[str]) -> list[dict[str, str]]:
     """``SYS_PROMPT`` as the system turn, ``USER_PROMPT.format(...)`` as the user turn (``llm_judge.py``)."""
     checklist = [{"checklist_id": i, "checklist_content": c} for i, c in enumerate(checklists)]
-    user = official_text("hellobench:USER_PROMPT").format(
+    user = official.cached_text("hellobench:USER_PROMPT").format(
         instruction=instruction,
         response=_official_response(response),
         checklists=json.dumps(checklist, ensure_ascii=False),
         num_checklist=len(checklist),
     )
-    return system_user_turns(official_text("hellobench:SYS_PROMPT"), user)
+    return system_user_turns(official.cached_text("hellobench:SYS_PROMPT"), user)
 
 
 def hellobench_item_score(grades: Sequence[float], weights: Sequence[float]) -> float:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from reer_hf.core import official
 from reer_hf.core.prompts import render
 from reer_hf.core.text import detect_language, strip_thinking
 from reer_hf.evaluation.benchmarks.base import (
@@ -22,7 +23,6 @@ from reer_hf.evaluation.benchmarks.base import (
     cell,
     head,
     mean,
-    official_text,
     request_meta,
     user_turn,
 )
@@ -141,7 +141,9 @@ def parse_longbench_quality_official(text: str) -> dict[str, float]:
 
 def official_longbench_messages(prompt: str, response: str) -> list[dict[str, str]]:
     """``judge.txt`` with ``$INST$`` then ``$RESPONSE$`` replaced, as one user turn (``eval_quality.py``)."""
-    return user_turn(official_text("longbench_write:judge").replace("$INST$", prompt).replace("$RESPONSE$", response))
+    return user_turn(
+        official.cached_text("longbench_write:judge").replace("$INST$", prompt).replace("$RESPONSE$", response)
+    )
 
 
 def aggregate_longbench_write(judgements: Iterable[Judgement], length_score: float | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from reer_hf.core import official
 from reer_hf.core.prompts import render
 from reer_hf.core.text import detect_language, strip_thinking
 from reer_hf.evaluation.benchmarks.base import (
@@ -29,7 +30,6 @@ from reer_hf.evaluation.benchmarks.base import (
     cell,
     head,
     mean,
-    official_text,
     request_meta,
     system_user_turns,
     user_turn,
@@ -143,10 +143,10 @@ def _after_thinking(response: str) -> str:
 def official_writingbench_messages(query: str, response: str, criterion: dict[str, Any]) -> list[dict[str, str]]:
     """``evaluate_system`` as the system turn, ``evaluate_prompt.format(query, response, criteria)`` as the user
     turn; the criterion is formatted as the official script formats its ``dict`` (its Python text)."""
-    user = official_text("writingbench:evaluate_prompt").format(
+    user = official.cached_text("writingbench:evaluate_prompt").format(
         query=query, response=_after_thinking(response), criteria=criterion
     )
-    return system_user_turns(official_text("writingbench:evaluate_system"), user)
+    return system_user_turns(official.cached_text("writingbench:evaluate_system"), user)
 
 
 def requirement_scores(queries: dict[Any, dict[str, Any]], subsets: dict[str, dict[str, Any]]) -> dict[str, Any]:
