@@ -261,26 +261,38 @@ class WritingBench(Benchmark):
             for row in head(rows, max_items)
         ]
 
+    @staticmethod
+    def _request(item: dict[str, Any], criterion: dict[str, Any], messages: list[dict], parse) -> JudgeRequest:
+        """One judge request per criterion: the same id and meta whichever prompt asks it."""
+        meta = {
+            **request_meta(item),
+            "index": item["index"],
+            "domain1": item["domain1"],
+            "criterion": criterion["name"],
+        }
+        return JudgeRequest(f"{item['id']}#{criterion['name']}", messages, meta, parse=parse)
+
     def judge_requests(self, item: dict[str, Any], answer: str, template: str) -> list[JudgeRequest]:
-        out = []
-        for criterion in item["criteria"]:
-            text = render(template, query=item["prompt"], response=answer, criterion=criterion)
-            meta = {
-                **request_meta(item),
-                "index": item["index"],
-                "domain1": item["domain1"],
-                "criterion": criterion["name"],
-            }
-            request_id = f"{item['id']}#{criterion['name']}"
-            out.append(JudgeRequest(request_id, user_turn(text), meta, parse=parse_writingbench_score))
-        return out
+        return [
+            self._request(
+                item,
+                criterion,
+                user_turn(render(template, query=item["prompt"], response=answer, criterion=criterion)),
+                parse_writingbench_score,
+            )
+            for criterion in item["criteria"]
+        ]
 
     def official_judge_requests(self, item: dict[str, Any], answer: str) -> list[JudgeRequest]:
-        out = []
-        for request, criterion in zip(self.judge_requests(item, answer, self.template), item["criteria"], strict=True):
-            messages = official_writingbench_messages(item["prompt"], answer, criterion)
-            out.append(JudgeRequest(request.id, messages, request.meta, parse=parse_writingbench_score_official))
-        return out
+        return [
+            self._request(
+                item,
+                criterion,
+                official_writingbench_messages(item["prompt"], answer, criterion),
+                parse_writingbench_score_official,
+            )
+            for criterion in item["criteria"]
+        ]
 
     def aggregate(
         self,
