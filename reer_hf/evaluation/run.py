@@ -44,12 +44,9 @@ from reer_hf.synthesis.generation import Generator, build_generator
 __all__ = ["evaluate"]
 
 
-def _answer_hash(answer: str) -> str:
-    return hashlib.sha256(answer.encode("utf-8")).hexdigest()[:16]
-
-
 def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """A short digest: ties a stored judgement to the answer it judged, and a run to its prompt templates."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def judge_protocol(judge_cfg: JudgeConfig, args: EvaluationScriptArguments) -> dict[str, dict[str, Any]]:
@@ -96,8 +93,9 @@ def _judge_requests(
         if g["status"] == "error":
             continue
         sampling = judge_cfg.sampling(it["benchmark"], get_benchmark(it["benchmark"]).judge_sampling)
+        answer_sha = _sha(g["answer"])  # once per item: WritingBench asks one request per criterion
         for r in judge_requests(it, g["answer"], args.judge_templates, sources):
-            r.meta["answer_sha"] = _answer_hash(g["answer"])
+            r.meta["answer_sha"] = answer_sha
             r.sampling = sampling
             requests.append(r)
     return requests
@@ -118,7 +116,7 @@ def _reasoning_requests(
         requests = requests[: args.reasoning_max_items]
     sampling = judge_cfg.sampling(REASONING, DEFAULT_JUDGE_SAMPLING)
     for r in requests:
-        r.meta["answer_sha"] = _answer_hash(thinkings[r.meta["item_id"]])
+        r.meta["answer_sha"] = _sha(thinkings[r.meta["item_id"]])
         r.sampling = sampling
     return requests
 
