@@ -106,14 +106,16 @@ def _reasoning_requests(
 ) -> list[JudgeRequest]:
     """Reasoning-profile calls for up to ``reasoning_max_items`` items with thinking, picked by a hash of their ids:
     the same items for every run over the same benchmarks, spread over all of them."""
-    pool = [
-        it for rows in items.values() for it in rows if generations[it["benchmark"]][it["id"]]["status"] != "error"
-    ]
+
+    def thinking(it: dict) -> str | None:
+        record = generations[it["benchmark"]][it["id"]]
+        return record["thinking"] if record["status"] != "error" else None
+
+    pool = [it for rows in items.values() for it in rows if thinking(it)]
     pool.sort(key=lambda it: hashlib.sha256(it["id"].encode()).hexdigest())
-    thinkings = {it["id"]: generations[it["benchmark"]][it["id"]]["thinking"] for it in pool}
+    pool = pool[: args.reasoning_max_items]  # picked before any prompt is rendered (None: all)
+    thinkings = {it["id"]: thinking(it) for it in pool}
     requests = reasoning_requests(pool, thinkings, args.reasoning_template)
-    if args.reasoning_max_items is not None:
-        requests = requests[: args.reasoning_max_items]
     sampling = judge_cfg.sampling(REASONING, DEFAULT_JUDGE_SAMPLING)
     for r in requests:
         r.meta["answer_sha"] = _sha(thinkings[r.meta["item_id"]])

@@ -19,7 +19,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from reer_hf.core import official
@@ -125,6 +125,7 @@ def parse_hellobench_checklist_official(text: str, num_checklist: int) -> list[f
     return grades
 
 
+@cache  # probed once: asked per request
 def official_response_tokenizer() -> str:
     """``nltk`` when nltk and its word tokenizer data are installed (the official script's re-tokenization is then
     applied), else ``none`` (the response goes to the judge as written)."""
