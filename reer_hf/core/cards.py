@@ -1,20 +1,25 @@
-"""Dataset and model cards rendered from the Jinja templates in ``model_cards/`` (TRL's pattern), and the Hub push.
+"""Dataset and model cards rendered from Jinja templates with ``huggingface_hub`` (TRL's pattern), with metadata that
+follows the Hub's card conventions.
 
-The templates live at the top of the repository (``model_cards/``), next to the recipes that produce the artifacts.
+The templates sit at the top of the repository, in ``model_cards/``, and ship inside the package as
+``reer_hf.model_cards`` (``package-dir`` in ``pyproject.toml``): a checkout and an installed wheel read the same files
+through ``importlib.resources``, so TRL's ``create_model_card`` finds them wherever the package is installed.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import shutil
+from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from huggingface_hub import DatasetCard, ModelCard
 
-CARDS_DIR = Path(__file__).resolve().parents[2] / "model_cards"
+ARXIV_ID = "2509.06160"
 CITATION = """@inproceedings{reer2026,
   title     = {Reverse-Engineered Reasoning for Open-Ended Generation},
   author    = {Wang, Haozhe and others},
@@ -22,96 +27,111 @@ CITATION = """@inproceedings{reer2026,
   year      = {2026},
   note      = {arXiv:2509.06160}
 }"""
+#: The Hub's ``size_categories`` values, by exclusive upper bound.
+SIZE_CATEGORIES = (
+    (10**3, "n<1K"),
+    (10**4, "1K<n<10K"),
+    (10**5, "10K<n<100K"),
+    (10**6, "100K<n<1M"),
+    (10**7, "1M<n<10M"),
+    (10**8, "10M<n<100M"),
+    (10**9, "100M<n<1B"),
+    (10**10, "1B<n<10B"),
+    (10**11, "10B<n<100B"),
+    (10**12, "100B<n<1T"),
+)
+#: The licence a dataset card declares when its rows keep their source pairs' various licences: ``license: other``
+#: needs a name and a link on the Hub, and the link is the ``LICENSE.md`` written next to the card.
+SOURCE_LICENSE_NAME = "source-licenses"
+LICENSE_FILE = "LICENSE.md"
+#: Base models whose licence the model card may state on its own (``license="auto"``); any other is left unstated.
+KNOWN_BASE_LICENSES = {"Qwen/Qwen3-": "apache-2.0", "HuggingFaceTB/SmolLM2-": "apache-2.0"}
 
 
-def template_path(name: str) -> Path:
-    path = CARDS_DIR / name
-    if not path.is_file():
-        raise FileNotFoundError(f"Card template {path} is missing; run from a checkout of reer-hf (pip install -e .)")
-    return path
+def template(name: str) -> str:
+    """The text of card template ``name`` from the installed ``reer_hf.model_cards``."""
+    try:
+        return resources.files("reer_hf.model_cards").joinpath(name).read_text(encoding="utf-8")
+    except ModuleNotFoundError as err:  # an editable install made before the templates were mapped into the package
+        raise ModuleNotFoundError(
+            f"{err}; reinstall reer-hf (pip install -e . --no-deps) to get the card templates"
+        ) from err
 
 
-def _size_category(rows: int) -> str:
-    for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
-        if rows < bound:
-            return label
-    return "n>1M"
+def hub_id(ref: str | None) -> str | None:
+    """``owner/name`` references that are no local path or data file: the only ones Hub metadata may name."""
+    if not ref or Path(ref).exists() or Path(ref).suffix in (".parquet", ".jsonl", ".json", ".csv"):
+        return None
+    return ref if re.fullmatch(r"[\w.-]+/[\w.-]+", ref) and not ref.startswith(".") else None
 
 
-def render_dataset_card(summary: dict, config: dict, args, repo_id: str | None = None):
-    """The dataset card of a synthesis run: licence, languages, the whole search configuration, the run summary."""
+def size_category(rows: int) -> str:
+    return next((label for bound, label in SIZE_CATEGORIES if rows < bound), "n>1T")
+
+
+def dataset_configs(config_name: str) -> list[dict]:
+    """The ``configs`` metadata of one config, with the data files ``Dataset.push_to_hub`` writes for it."""
+    return [{"config_name": config_name, "data_files": [{"split": "train", "path": f"{config_name}/train-*"}]}]
+
+
+def render_dataset_card(summary: dict, config: dict, args: Any, repo_id: str | None = None) -> DatasetCard:
+    """The dataset card of a synthesis run: licence, languages, sources, the config's data files, the whole search
+    configuration and the run summary. ``args`` is the run's ``SynthesisScriptArguments``."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
+    source_hub_id = hub_id(args.dataset_name)
+    other = args.source_license == "other"
     data = DatasetCardData(
+        pretty_name=args.dataset_pretty_name,
         language=sorted(summary.get("languages") or {"en": 0}),
         license=args.source_license,
-        pretty_name=args.dataset_pretty_name,
-        size_categories=_size_category(summary.get("kept", 0)),
+        license_name=SOURCE_LICENSE_NAME if other else None,
+        license_link=LICENSE_FILE if other else None,
+        size_categories=[size_category(summary.get("kept", 0))],
+        source_datasets=[source_hub_id] if source_hub_id else None,
         task_categories=["text-generation"],
-        tags=["reer", "reasoning", "long-form-writing", "synthetic", "reer-hf"],
-        arxiv="2509.06160",
+        tags=["reer", "reasoning", "long-form-writing", "synthetic", "reer-hf", f"arxiv:{ARXIV_ID}"],
+        configs=dataset_configs(summary["hub_config_name"]),
     )
-    source = args.source_description or f"Query/answer pairs from `{args.dataset_name}`."
     return DatasetCard.from_template(
         data,
-        template_path=str(template_path("dataset_card.md")),
+        template_str=template("dataset_card.md"),
         pretty_name=args.dataset_pretty_name,
         summary=summary,
         config=config,
         config_yaml=yaml.safe_dump(config, sort_keys=False, allow_unicode=True).strip(),
         repo_id=repo_id or args.hub_dataset_id or "<your-repo-id>",
-        source_description=source,
+        source=_source(args, source_hub_id),
         source_license=args.source_license,
+        license_file=LICENSE_FILE if other else None,
+        project_url=getattr(args, "project_url", None),
+        arxiv_id=ARXIV_ID,
         citation=CITATION,
     )
 
 
-def hub_folder(ds, out: Path, config_name: str, card) -> Path:
-    """The local image of the Hub dataset repo: ``<config>/train-*.parquet`` with the kept rows, the run's summary and
-    plot next to them, and the card whose ``configs`` metadata names the config (so ``load_dataset(folder_or_repo,
-    config_name)`` works). ``push_dataset`` uploads exactly this folder."""
-    folder = out / "hub"
-    if folder.exists():  # only this run's config: a stale one would be uploaded too
-        shutil.rmtree(folder)
-    data_dir = folder / config_name
-    data_dir.mkdir(parents=True, exist_ok=True)
-    kept = ds.filter(lambda s: s == "ok", input_columns="status")
-    kept.to_parquet(str(data_dir / "train-00000-of-00001.parquet"))
-    for name in ("summary.json", "scores.png"):
-        if (out / name).exists():
-            shutil.copyfile(out / name, data_dir / name)
-    card = type(card)(str(card))  # a copy
-    card.data.configs = [
-        {"config_name": config_name, "data_files": [{"split": "train", "path": f"{config_name}/train-*.parquet"}]}
-    ]
-    card.save(str(folder / "README.md"))
-    return folder
+def _source(args: Any, source_hub_id: str | None) -> str:
+    if args.source_description:
+        return args.source_description
+    if source_hub_id:
+        return f"Query/answer pairs from [`{source_hub_id}`](https://huggingface.co/datasets/{source_hub_id})."
+    return f"Query/answer pairs from `{args.dataset_name}`."
 
 
-def push_dataset(folder: Path, repo_id: str, config_name: str, private: bool = False) -> str:
-    """Upload ``hub_folder``'s output to ``repo_id``; configs pushed earlier to the repo stay listed in its card."""
-    from huggingface_hub import DatasetCard, HfApi
-    from huggingface_hub.errors import EntryNotFoundError
+def render_license_notice(summary: dict, config: dict, args: Any) -> str | None:
+    """``LICENSE.md`` of a dataset whose card says ``license: other``: the rows keep their source pairs' licences
+    (which vary, so no single one can be named) and the text the generator wrote may carry its terms of use."""
+    if args.source_license != "other":
+        return None
+    import jinja2
 
-    api = HfApi()
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    try:
-        existing = DatasetCard.load(repo_id, repo_type="dataset").data.to_dict().get("configs") or []
-    except EntryNotFoundError:  # a new repo has no card yet
-        existing = []
-    card = DatasetCard.load(str(folder / "README.md"))
-    ours = card.data.to_dict()["configs"]
-    card.data.configs = [c for c in existing if c.get("config_name") != config_name] + ours
-    card.save(str(folder / "README.md"))
-    api.upload_folder(
-        folder_path=str(folder),
-        repo_id=repo_id,
-        repo_type="dataset",
-        commit_message=f"REER synthesis: {config_name}",
+    source_hub_id = hub_id(args.dataset_name)
+    return jinja2.Template(template("dataset_license.md")).render(
+        pretty_name=args.dataset_pretty_name,
+        source=_source(args, source_hub_id),
+        config=config,
+        summary=summary,
     )
-    url = f"https://huggingface.co/datasets/{repo_id}"
-    logger.info("Pushed %s to %s", config_name, url)
-    return url
 
 
 def _loss_table(log_history: list[dict], max_rows: int = 20) -> list[dict]:
@@ -132,6 +152,14 @@ def _loss_table(log_history: list[dict], max_rows: int = 20) -> list[dict]:
     return rows
 
 
+def model_license(base_model: str, license: str | None = "auto") -> str | None:
+    """The licence the model card states: ``auto`` is the base model's when it is one we know (a fine-tune inherits
+    its base model's licence), else none, since an arbitrary base model's licence cannot be guessed."""
+    if license != "auto":
+        return license
+    return next((lic for prefix, lic in KNOWN_BASE_LICENSES.items() if base_model.startswith(prefix)), None)
+
+
 def render_model_card(
     base_model: str,
     run: dict,
@@ -145,33 +173,45 @@ def render_model_card(
     command: str | None = None,
     distributed: str | None = None,
     repo_id: str | None = None,
-):
-    """The model card of an SFT run (``model_cards/model_card.md``): base model, data and ablation, the recipe YAML
+    license: str | None = "auto",
+    license_name: str | None = None,
+    license_link: str | None = None,
+    language: Sequence[str] | None = ("en", "zh"),
+    project_url: str | None = None,
+) -> ModelCard:
+    """The model card of an SFT run (template ``model_card.md``): base model, data and ablation, the recipe YAML
     verbatim, training metrics, framework versions, intended use and limits, citation.
 
-    ``run`` names the paper run (``name``, ``change``, ``scores``: the paper's numbers to compare against); ``data``
-    holds the data sources and the data report; Hub ids (not local paths) go into the card's metadata.
+    ``run`` names the paper run (``name``, ``lora``, ``change``, ``scores``: the paper's numbers to compare against);
+    ``data`` holds the data sources and the data report; Hub ids (not local paths) go into the card's metadata. A LoRA
+    run saves adapters, so its card says ``library_name: peft`` and ``base_model_relation: adapter``. ``license`` is a
+    Hub licence id, ``auto`` (see ``model_license``) or None (unstated); ``other`` needs ``license_name`` and
+    ``license_link``, as on the Hub. ``language`` defaults to the languages REER's prompts and segmenter handle.
     """
     from huggingface_hub import ModelCard, ModelCardData
 
-    def hub_id(ref: str | None) -> str | None:
-        """``owner/name`` references that are no local path or file: the only ones the Hub metadata may name."""
-        if not ref or Path(ref).exists() or Path(ref).suffix in (".parquet", ".jsonl", ".json", ".csv"):
-            return None
-        return ref if re.fullmatch(r"[\w.-]+/[\w.-]+", ref) and not ref.startswith(".") else None
-
+    license = model_license(base_model, license)
+    if license == "other" and not (license_name and license_link):
+        raise ValueError("license 'other' needs license_name and license_link (the Hub's convention)")
+    lora = bool(run.get("lora"))
+    base = hub_id(base_model)
     datasets = [d for d in (hub_id(data.get("dataset_name")), hub_id(data.get("mix_dataset_name"))) if d]
     card_data = ModelCardData(
-        base_model=hub_id(base_model),
+        base_model=base,
         datasets=datasets or None,
-        library_name="transformers",
+        language=list(language) if language else None,
+        library_name="peft" if lora else "transformers",
+        license=license,
+        license_name=license_name if license == "other" else None,
+        license_link=license_link if license == "other" else None,
         pipeline_tag="text-generation",
-        tags=["reer", "deepwriter", "long-form-writing", "reasoning", "sft", "trl", "reer-hf"]
-        + (["lora"] if run.get("lora") else []),
+        tags=["reer", "deepwriter", "long-form-writing", "reasoning", "sft", "trl", "reer-hf", f"arxiv:{ARXIV_ID}"]
+        + (["lora", "peft"] if lora else []),
+        base_model_relation=("adapter" if lora else "finetune") if base else None,
     )
     return ModelCard.from_template(
         card_data,
-        template_path=str(template_path("model_card.md")),
+        template_str=template("model_card.md"),
         base_model=base_model,
         run=run,
         data=data,
@@ -184,5 +224,7 @@ def render_model_card(
         command=command,
         distributed=distributed,
         repo_id=repo_id or "<your-repo-id>",
+        project_url=project_url,
+        arxiv_id=ARXIV_ID,
         citation=CITATION,
     )

@@ -368,12 +368,17 @@ class SynthesisScriptArguments:
         default="other",
         metadata={
             "resume_safe": True,
-            "help": "Licence of the source pairs (SPDX id or 'other'); goes into the card.",
+            "help": "Hub licence id of the source pairs (e.g. mit), or 'other' when they vary: the card then "
+            "links a LICENSE.md that says so.",
         },
     )
     source_description: str | None = field(
         default=None,
         metadata={"resume_safe": True, "help": "Where the source pairs come from (a sentence for the card)."},
+    )
+    project_url: str | None = field(
+        default=None,
+        metadata={"resume_safe": True, "help": "Homepage of the code that made the data, linked from the card."},
     )
     push_to_hub: bool = field(
         default=False, metadata={"resume_safe": True, "help": "Push the kept rows, the card and the plot."}
@@ -386,6 +391,10 @@ class SynthesisScriptArguments:
         metadata={"resume_safe": True, "help": "Hub config name; None: one built from the key hyperparameters."},
     )
     hub_private: bool = field(default=False, metadata={"resume_safe": True, "help": "Create the Hub repo as private."})
+    hub_revision: str | None = field(
+        default=None,
+        metadata={"resume_safe": True, "help": "Hub branch to push to (created if missing); None: main."},
+    )
     merge_timeout: float = field(
         default=7 * 24 * 3600.0,
         metadata={

@@ -1,20 +1,30 @@
 """What a finished synthesis run leaves behind: its summary (counts, scores, filters, timings), the Hub config name
-built from its key options, and the output folder (dataset, parquet, summary, plot, card, Hub folder)."""
+built from its key options, the output folder (dataset, parquet, summary, plot, card, Hub folder), and its push."""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import statistics
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reer_hf.core.cards import hub_folder, render_dataset_card
+from reer_hf.core.cards import LICENSE_FILE, render_dataset_card, render_license_notice
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.synthesis.config import GeneratorConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.plots import plot_scores
 from reer_hf.synthesis.trajectory import STATUS_OK
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
+
+logger = logging.getLogger(__name__)
+
+#: The run's files that travel with its config in the Hub repo (``<config>/<name>``).
+RUN_FILES = ("summary.json", "scores.png")
 
 
 def _quantiles(values: list[float]) -> dict:
@@ -158,4 +168,81 @@ def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments
         plot_scores(ds, out / "scores.png")
     card = render_dataset_card(summary, config, args)
     card.save(str(out / "README.md"))
-    return hub_folder(ds, out, summary["hub_config_name"], card) if ds is not None else None
+    if ds is None:
+        return None
+    return hub_folder(ds, out, summary["hub_config_name"], card, render_license_notice(summary, config, args))
+
+
+def hub_folder(ds, out: Path, config_name: str, card, license_notice: str | None = None) -> Path:
+    """The local image of the Hub dataset repo, which ``push_dataset`` uploads as it is: the card (its ``configs``
+    name this config, so ``load_dataset(folder, config_name)`` works), ``LICENSE.md`` when the card links one, the
+    kept rows as ``<config>/train-00000-of-00001.parquet`` (where ``Dataset.push_to_hub`` puts them) and the run's
+    summary and plot next to them."""
+    folder = out / "hub"
+    if folder.exists():  # only this run's config: a stale one would be uploaded too
+        shutil.rmtree(folder)
+    data_dir = folder / config_name
+    data_dir.mkdir(parents=True)
+    kept = ds.filter(lambda s: s == STATUS_OK, input_columns="status")
+    kept.to_parquet(str(data_dir / "train-00000-of-00001.parquet"))
+    for name in RUN_FILES:
+        if (out / name).exists():
+            shutil.copyfile(out / name, data_dir / name)
+    card.save(str(folder / "README.md"))
+    if license_notice:
+        (folder / LICENSE_FILE).write_text(license_notice, encoding="utf-8")
+    return folder
+
+
+def push_dataset(
+    folder: Path,
+    repo_id: str,
+    config_name: str,
+    private: bool = False,
+    revision: str | None = None,
+    api: HfApi | None = None,
+) -> str:
+    """Upload ``hub_folder``'s output to ``repo_id`` (branch ``revision``) in two commits.
+
+    First the kept rows, with ``Dataset.push_to_hub``: it writes the parquet shards and merges this config's
+    ``configs`` and ``dataset_info`` into the repo's card, keeping the configs pushed earlier. Then, on top of exactly
+    that commit, our card carrying the repo's ``configs`` and ``dataset_info`` over (replacing the card as a whole
+    would drop them), with the licence notice, the summary and the plot. Data first, so a failed second commit leaves
+    a repo that loads; returns the repo's URL.
+    """
+    from datasets import Dataset
+    from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
+
+    api = api or HfApi()
+    shards = sorted(str(p) for p in (folder / config_name).glob("train-*.parquet"))
+    if not shards:
+        raise FileNotFoundError(f"No rows to push in {folder / config_name}")
+    rows = Dataset.from_parquet(shards)
+    commit = rows.push_to_hub(
+        repo_id,
+        config_name=config_name,
+        split="train",
+        data_dir=config_name,
+        private=private,
+        revision=revision,
+        commit_message=f"REER synthesis: {config_name} (rows)",
+    )
+    repo_id = commit.repo_url.repo_id  # push_to_hub resolves a bare name to the user's namespace
+    pushed = DatasetCard.load(api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=commit.oid))
+    card = DatasetCard.load(folder / "README.md")
+    for key in ("configs", "dataset_info"):
+        if pushed.data.get(key) is not None:
+            card.data[key] = pushed.data[key]
+    extra = [folder / LICENSE_FILE, *(folder / config_name / name for name in RUN_FILES)]
+    api.create_commit(
+        repo_id,
+        operations=[CommitOperationAdd("README.md", str(card).encode("utf-8"))]
+        + [CommitOperationAdd(p.relative_to(folder).as_posix(), str(p)) for p in extra if p.is_file()],
+        commit_message=f"REER synthesis: {config_name} (card, summary, plot)",
+        repo_type="dataset",
+        revision=revision,
+        parent_commit=commit.oid,
+    )
+    url = f"https://huggingface.co/datasets/{repo_id}" + (f"/tree/{revision}" if revision else "")
+    logger.info("Pushed %s to %s", config_name, url)
+    return url

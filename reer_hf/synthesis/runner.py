@@ -22,7 +22,6 @@ from collections import Counter
 from pathlib import Path
 
 from reer_hf.core.cache import atomic_write
-from reer_hf.core.cards import push_dataset
 from reer_hf.core.data import load_pairs
 from reer_hf.core.formats import to_messages
 from reer_hf.core.options import semantic_options
@@ -39,7 +38,7 @@ from reer_hf.synthesis.faults import (
 )
 from reer_hf.synthesis.filters import pair_key
 from reer_hf.synthesis.generation import GeneratorUnavailable, build_generator
-from reer_hf.synthesis.outputs import config_name, save_outputs, summarize
+from reer_hf.synthesis.outputs import config_name, push_dataset, save_outputs, summarize
 from reer_hf.synthesis.search import Searcher, search_features
 
 logger = logging.getLogger(__name__)
@@ -263,7 +262,9 @@ def synthesize(
     if args.push_to_hub:
         if folder is None:
             raise ValueError("Nothing to push: the run produced no rows")
-        summary["hub_url"] = push_dataset(folder, args.hub_dataset_id, summary["hub_config_name"], args.hub_private)
+        summary["hub_url"] = push_dataset(
+            folder, args.hub_dataset_id, summary["hub_config_name"], args.hub_private, args.hub_revision
+        )
     return summary
 
 

@@ -116,6 +116,7 @@ def test_run_outputs_resume_and_card(tmp_path, pairs_file, tiny_llama_dir, monke
     hub = load_dataset(str(out / "hub"), summary["hub_config_name"], split="train")
     assert hub.to_list() == a.filter(lambda s: s == "ok", input_columns="status").to_list()
     assert (out / "hub" / summary["hub_config_name"] / "summary.json").is_file()
+    assert (out / "hub" / "LICENSE.md").is_file() and "license_link: LICENSE.md" in card
 
     assert summary["filters"] == {"dedup": 0, "leak_trajectory": 0, "leak_rewrite": 0}
     assert summary["drop_reasons"] == {} and summary["candidates"]["scored"] > 0
@@ -260,17 +261,25 @@ def test_synthesize_recipe_cli(tmp_path, tiny_llama_dir):
 
 @pytest.mark.hub
 def test_push_to_hub(tmp_path, pairs_file, tiny_llama_dir):  # pragma: no cover - needs the Hub and a token
+    """A real push: the rows load by config name, and the Hub's card is ours with the metadata push_to_hub wrote."""
     repo = os.environ.get("REER_HF_TEST_DATASET_REPO")
     if not repo:
-        pytest.skip("set REER_HF_TEST_DATASET_REPO (and HF_TOKEN) to a scratch dataset repo")
+        pytest.skip("set REER_HF_TEST_DATASET_REPO, HF_TOKEN and HF_HUB_OFFLINE=0 to push to a scratch dataset repo")
     with OpenAIServer(Writer()) as server:
         args, *rest = configs(tmp_path / "hub", pairs_file, tiny_llama_dir, scripted(server))
         args.push_to_hub, args.hub_dataset_id = True, repo
         summary = synthesis.synthesize(args, *rest, process_index=0, num_processes=1)
     from datasets import load_dataset
+    from huggingface_hub import DatasetCard
 
-    pushed = load_dataset(repo, summary["hub_config_name"], split="train")
+    name = summary["hub_config_name"]
+    pushed = load_dataset(repo, name, split="train")
     assert len(pushed) == summary["kept"]
+    card = DatasetCard.load(repo, repo_type="dataset")
+    assert card.data.pretty_name == args.dataset_pretty_name and f"**Config name:** `{name}`" in card.text
+    assert name in [c["config_name"] for c in card.data.configs]
+    infos = card.data.dataset_info if isinstance(card.data.dataset_info, list) else [card.data.dataset_info]
+    assert any(i.get("config_name") == name and i["splits"][0]["num_examples"] == len(pushed) for i in infos)
 
 
 @pytest.mark.slow
