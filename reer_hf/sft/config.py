@@ -25,10 +25,24 @@ class SFTScriptArguments(ScriptArguments):
     dataset_name: str | None = field(
         default=DEEPWRITING_20K,
         metadata={
-            "help": "REER data: a Hub id (default: the published DeepWriting-20K), a local jsonl/json/parquet file or "
-            "a save_to_disk folder. Accepted shapes: prompt (chat list or text) + solution ('<think>...</think>' "
-            "then the answer); question + solution; the output of recipes/synthesize.py (query, answer, z0, z_star)."
+            "help": "REER data: a Hub id (default: the published DeepWriting-20K) or a local data folder (pick its "
+            "files with dataset_data_files, pin a Hub revision with dataset_revision), a local jsonl/json/parquet "
+            "file, an hf:// path to one (e.g. hf://datasets/m-a-p/DeepWriting-20K/deepwriting20k.parquet) or a "
+            "save_to_disk folder. Accepted shapes: prompt (chat list, its JSON string, or text) + solution "
+            "('<think>...</think>' then the answer); question + solution; messages; the output of "
+            "recipes/synthesize.py (query, answer, z0, z_star)."
         },
+    )
+    dataset_data_files: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Files of dataset_name (a Hub id or local folder) that make up dataset_train_split, as "
+            "load_dataset's data_files: paths or globs inside it, e.g. deepwriting20k.parquet."
+        },
+    )
+    dataset_revision: str | None = field(
+        default=None,
+        metadata={"help": "Revision (commit, tag or branch) of dataset_name on the Hub; for an hf:// path too."},
     )
     dry_run: bool = field(
         default=False,
@@ -70,6 +84,21 @@ class SFTScriptArguments(ScriptArguments):
     reer_recipe_path: str | None = field(
         default=None,
         metadata={"help": "Recipe YAML quoted verbatim in the model card; recipes/sft.py fills it from --config."},
+    )
+    reer_data_cache: bool = field(
+        default=True,
+        metadata={
+            "help": "Save the built data (and its report) under reer_data_cache_dir, keyed by the data options, the "
+            "sources' fingerprints, the tokenizer and the conversion code: the other ranks and a rerun with the same "
+            "options load it instead of converting again. False builds it in every process."
+        },
+    )
+    reer_data_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of the data cache; None: sft-data/ under $REER_HF_HOME (default ~/.cache/reer_hf). "
+            "On several nodes, a folder they share lets one build serve them all."
+        },
     )
     reer_auto_resume: bool = field(
         default=True,
@@ -120,14 +149,25 @@ class SFTScriptArguments(ScriptArguments):
     mix_dataset_name: str | None = field(
         default=None,
         metadata={
-            "help": "Public reasoning data mixed in (the paper: OpenThoughts): a Hub id or a local file of "
-            "messages, conversations (from/value, OpenThoughts) or prompt/question + solution rows."
+            "help": "Public reasoning data mixed in (the paper: OpenThoughts): a Hub id, local folder or file, or "
+            "hf:// path (as dataset_name) of messages, conversations (from/value, OpenThoughts) or prompt/question "
+            "+ solution rows."
         },
     )
     mix_dataset_config: str | None = field(default=None, metadata={"help": "Config (subset) of the public data."})
     mix_dataset_split: str = field(default="train", metadata={"help": "Split of the public data."})
+    mix_dataset_data_files: list[str] | None = field(
+        default=None, metadata={"help": "Files of mix_dataset_name that make up mix_dataset_split (data_files)."}
+    )
+    mix_dataset_revision: str | None = field(
+        default=None, metadata={"help": "Revision of mix_dataset_name on the Hub (or of its hf:// path)."}
+    )
     mix_count: int | None = field(
-        default=None, metadata={"help": "Public rows in the mixture (a seeded sample); exclusive with mix_ratio."}
+        default=None,
+        metadata={
+            "help": "Public rows in the mixture: a seeded sample of exactly this many (fewer only when the data runs "
+            "out of usable rows), of which only the sampled rows are converted; exclusive with mix_ratio."
+        },
     )
     mix_ratio: float | None = field(
         default=None,
@@ -136,6 +176,9 @@ class SFTScriptArguments(ScriptArguments):
 
     def __post_init__(self) -> None:
         check_choices(self)
+        for name in ("dataset_data_files", "mix_dataset_data_files"):
+            if isinstance(getattr(self, name), str):  # a YAML scalar
+                setattr(self, name, [getattr(self, name)])
         check_assistant_format(self.reer_assistant_format, "reer_assistant_format")
         if not 0.0 <= self.ablation_length_keep_fraction <= 1.0:
             raise ValueError("ablation_length_keep_fraction must be in [0, 1]")

@@ -3,31 +3,44 @@
 The pipeline (:func:`build_sft_dataset`) records the row count before and after each step in a
 :class:`~reer_hf.sft.report.SFTDataReport`, which ``--dry_run`` prints with a length histogram and one sample:
 
-1. **Load** the REER data (Hub id, local jsonl/json/parquet file or ``save_to_disk`` folder) and recognise its shape
-   from its column names (:data:`~reer_hf.sft.trajectories.REER_SHAPES`); any other shape fails with the columns
-   found and the ones expected.
+1. **Load** the REER data (Hub id or local folder with optional ``data_files`` / ``revision``, local or ``hf://``
+   jsonl/json/parquet file, ``save_to_disk`` folder) and recognise its shape from its column names
+   (:data:`~reer_hf.sft.trajectories.REER_SHAPES`); any other shape fails with the columns found and the ones
+   expected.
 2. **Trajectories**: one ``query`` / ``thinking`` / ``answer`` row per item. The synthesis output keeps
    ``status == "ok"`` rows and takes ``z_star`` (``z0`` for the no-search ablation); a ``solution`` holding
    ``<think>...</think>`` then the answer is split there (an ``<answer>`` wrapper is removed); a solution without
-   markers, or whose thinking never closes, is dropped.
+   markers, or whose thinking never closes, is dropped. A chat stored as a JSON string is decoded.
 3. **Ablations** on the REER rows: exclude categories, remove reflection phrases
    (:func:`~reer_hf.core.reflection.remove_reflections`), down-sample long or short trajectories
-   (:func:`downsample_by_length`, seeded).
+   (:func:`downsample_by_length`, seeded, on thinking lengths measured by a cached ``datasets`` map).
 4. **Messages**: system prompt, user turn, and the assistant turn in ``reer_assistant_format`` (by default the paper's
    ``<think>...</think><answer>...</answer>``).
-5. **Mix** with public reasoning data (:mod:`~reer_hf.sft.mixture`) by count or ratio, seeded.
+5. **Mix** with a seeded sample of the public reasoning data (:mod:`~reer_hf.sft.mixture`), by count or ratio.
+
+A step that leaves no rows fails with every step's counts and drop reasons. With a cache folder, the result and its
+report are saved there once (:func:`build_sft_dataset`), so the other ranks of a launch and a rerun load them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
+import os
 import random
+import shutil
 import statistics
+import uuid
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from reer_hf.core.cache import cache_root
 from reer_hf.core.reflection import remove_reflections
-from reer_hf.sft.mixture import mix_datasets, public_to_messages
-from reer_hf.sft.report import SFTDataReport, token_lengths
+from reer_hf.sft.mixture import mix_datasets, public_wanted, sample_public
+from reer_hf.sft.report import SFTDataReport
 from reer_hf.sft.trajectories import detect_shape, load_table, to_trajectories, trajectories_to_messages
 
 if TYPE_CHECKING:
@@ -36,7 +49,34 @@ if TYPE_CHECKING:
 
     from reer_hf.sft.config import SFTScriptArguments
 
-__all__ = ["build_sft_dataset", "downsample_by_length"]
+__all__ = ["build_sft_dataset", "data_cache_dir", "data_cache_key", "downsample_by_length"]
+
+logger = logging.getLogger(__name__)
+
+#: Options that change how a run operates or what it prints, not the rows it trains on: left out of the cache key.
+NOT_DATA_OPTIONS = frozenset(
+    {
+        "dry_run",
+        "reer_recipe_path",
+        "reer_auto_resume",
+        "reer_data_cache",
+        "reer_data_cache_dir",
+        "dataset_test_split",
+        "dataset_streaming",
+        "ignore_bias_buffers",
+        "gradient_checkpointing_use_reentrant",
+    }
+)
+#: The modules whose code decides the rows: a change to any of them voids the cached data.
+_CONVERSION_MODULES = (
+    "reer_hf.sft.data",
+    "reer_hf.sft.trajectories",
+    "reer_hf.sft.mixture",
+    "reer_hf.sft.report",
+    "reer_hf.core.formats",
+    "reer_hf.core.text",
+    "reer_hf.core.reflection",
+)
 
 
 def _remove_reflections_batch(batch: dict) -> dict:
@@ -72,12 +112,34 @@ def downsample_by_length(
     return kept, {"cutoff": cutoff, "sampled_side": len(side), "kept_of_side": len(kept_side)}
 
 
+def _thinking_tokens_batch(batch: dict, tokenizer: PreTrainedTokenizerBase) -> dict:
+    ids = tokenizer(batch["thinking"], add_special_tokens=False)["input_ids"]
+    return {"_thinking_tokens": [len(x) for x in ids]}
+
+
+def _source_label(name: str | None, data_files: list[str] | None, revision: str | None) -> str:
+    """A source as the report names it: its name, revision and chosen files."""
+    label = f"{name}@{revision}" if revision else str(name)
+    return f"{label} [{', '.join(data_files)}]" if data_files else label
+
+
+def _require_rows(ds: Dataset, report: SFTDataReport, what: str) -> None:
+    """Stop at the step that left no rows, with every step's counts, before an empty table reaches a cast."""
+    if len(ds) == 0:
+        raise report.no_rows_error(what)
+
+
 def _reer_messages(
-    args: SFTScriptArguments, tokenizer: PreTrainedTokenizerBase | None, report: SFTDataReport
+    args: SFTScriptArguments,
+    raw: Dataset,
+    tokenizer: PreTrainedTokenizerBase | None,
+    measure_lengths: bool,
+    report: SFTDataReport,
 ) -> Dataset:
-    """Steps 1-4 of the pipeline on the REER data: load, trajectories, ablations, messages."""
-    raw = load_table(args.dataset_name, args.dataset_config, args.dataset_train_split)
-    report.add("load REER data", len(raw), len(raw), args.dataset_name)
+    """Steps 1-4 of the pipeline on the loaded REER data: trajectories, ablations, messages."""
+    source = _source_label(args.dataset_name, args.dataset_data_files, args.dataset_revision)
+    report.add("load REER data", len(raw), len(raw), source)
+    _require_rows(raw, report, "REER rows")
     if args.reer_max_rows is not None and args.reer_max_rows < len(raw):
         before = len(raw)
         raw = raw.select(range(args.reer_max_rows))
@@ -101,21 +163,25 @@ def _reer_messages(
         report.categories = dict(Counter(str(c) for c in reer["category"]).most_common(30))
     which = "z0 (ablation_no_search)" if args.ablation_no_search else "refined thinking"
     report.add("trajectories", before, len(reer), f"{which}; dropped {dict(drops)}" if drops else which)
+    _require_rows(reer, report, "REER rows")
     if args.ablation_exclude_categories:
         excluded = {c.casefold() for c in args.ablation_exclude_categories}
         before = len(reer)
         reer = reer.filter(lambda c: str(c).casefold() not in excluded, input_columns="category")
         report.add("ablation_exclude_categories", before, len(reer), ", ".join(args.ablation_exclude_categories))
+        _require_rows(reer, report, "REER rows")
     if args.ablation_no_reflection:
         reer = reer.map(_remove_reflections_batch, batched=True, desc="remove reflection phrases")
         changed = sum(reer["_changed"])
         reer = reer.remove_columns("_changed")
         report.add("ablation_no_reflection", len(reer), len(reer), f"{changed} thinkings changed")
-    if tokenizer is not None:
-        report.thinking_tokens = token_lengths(reer["thinking"], tokenizer)
+    if tokenizer is not None and (measure_lengths or args.ablation_length != "none"):
+        # a datasets map, so its result is cached by fingerprint (a rerun reads it back instead of tokenising again)
+        measured = reer.map(
+            _thinking_tokens_batch, batched=True, fn_kwargs={"tokenizer": tokenizer}, desc="thinking tokens"
+        )
+        report.thinking_tokens = list(measured["_thinking_tokens"])
     if args.ablation_length != "none":
-        if tokenizer is None:
-            raise ValueError("ablation_length measures thinking tokens: pass the model's tokenizer")
         kept, info = downsample_by_length(
             report.thinking_tokens,
             args.ablation_length,
@@ -129,28 +195,173 @@ def _reer_messages(
         side = "longer than" if args.ablation_length == "fewer_long" else "at most"
         detail = f"{info['kept_of_side']} of the {info['sampled_side']} rows {side} {info['cutoff']} tokens kept"
         report.add(f"ablation_length={args.ablation_length}", before, len(reer), detail)
+        _require_rows(reer, report, "REER rows")
     return trajectories_to_messages(reer, args.reer_system_prompt, args.reer_assistant_format, args.reer_user_template)
 
 
+def _load_sources(args: SFTScriptArguments) -> tuple[Dataset | None, Dataset | None]:
+    """The raw REER and public tables (``None`` for a side the options leave out)."""
+    reer = None
+    if not args.ablation_no_synthetic:
+        reer = load_table(
+            args.dataset_name,
+            args.dataset_config,
+            args.dataset_train_split,
+            args.dataset_data_files,
+            args.dataset_revision,
+        )
+    public = None
+    if args.mix_dataset_name:
+        public = load_table(
+            args.mix_dataset_name,
+            args.mix_dataset_config,
+            args.mix_dataset_split,
+            args.mix_dataset_data_files,
+            args.mix_dataset_revision,
+        )
+    return reer, public
+
+
+def _build(
+    args: SFTScriptArguments,
+    sources: tuple[Dataset | None, Dataset | None],
+    tokenizer: PreTrainedTokenizerBase | None,
+    measure_lengths: bool,
+) -> tuple[Dataset, SFTDataReport]:
+    reer_raw, public_raw = sources
+    report = SFTDataReport()
+    reer = None if reer_raw is None else _reer_messages(args, reer_raw, tokenizer, measure_lengths, report)
+    if public_raw is None:
+        return reer, report
+    wanted = public_wanted(len(reer) if reer is not None else 0, args.mix_count, args.mix_ratio)
+    source = _source_label(args.mix_dataset_name, args.mix_dataset_data_files, args.mix_dataset_revision)
+    report.add("load public data", len(public_raw), len(public_raw), source)
+    if wanted == 0:  # a mix_ratio too small for the REER rows at hand
+        report.add("public rows", len(public_raw), 0, f"mix_ratio={args.mix_ratio} of {len(reer)} REER rows is none")
+        report.mix = {"reer": len(reer), "public": 0, "public_wanted": 0, "public_share": 0.0}
+        return reer, report
+    public, info = sample_public(
+        public_raw, wanted, args.reer_seed, args.reer_system_prompt, args.reer_assistant_format, args.mix_dataset_name
+    )
+    dropped = f"dropped {info['dropped']}" if info["dropped"] else "none dropped"
+    if wanted is None:
+        detail = f"all rows; {dropped}"
+    else:
+        detail = f"seeded sample of {wanted} (seed {args.reer_seed}): {info['converted']} rows converted, {dropped}"
+    report.add("public rows", len(public_raw), len(public), detail)
+    if len(public) == 0:
+        raise report.no_rows_error("public rows")
+    mixed, report.mix = mix_datasets(reer, public, wanted)
+    report.add("mix", len(mixed), len(mixed), f"{report.mix['reer']} REER + {report.mix['public']} public")
+    return mixed, report
+
+
+def data_cache_dir(args: SFTScriptArguments) -> Path | None:
+    """Where :func:`build_sft_dataset` keeps built data for ``args``: ``None`` when ``reer_data_cache`` is off."""
+    if not args.reer_data_cache:
+        return None
+    return Path(args.reer_data_cache_dir) if args.reer_data_cache_dir else cache_root() / "sft-data"
+
+
+def _code_digest() -> str:
+    import importlib
+
+    digest = hashlib.sha256()
+    for name in _CONVERSION_MODULES:
+        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def data_cache_key(
+    args: SFTScriptArguments,
+    tokenizer: PreTrainedTokenizerBase | None,
+    sources: tuple[Dataset | None, Dataset | None],
+) -> tuple[str, dict]:
+    """The cache key of the data ``args`` builds, and what it hashes: the options that decide the rows, the
+    fingerprints ``datasets`` gives the loaded sources (they change with a local file's content and a Hub
+    revision), the tokenizer (it measures the thinking lengths) and the conversion code."""
+    from datasets.fingerprint import Hasher
+
+    options = {k: v for k, v in dataclasses.asdict(args).items() if k not in NOT_DATA_OPTIONS}
+    tok = None
+    if tokenizer is not None:
+        tok = {
+            "name": tokenizer.name_or_path,
+            "chat_template": tokenizer.chat_template,
+            "hash": Hasher.hash(tokenizer),
+        }
+    payload = {
+        "options": options,
+        "sources": [None if ds is None else ds._fingerprint for ds in sources],
+        "tokenizer": tok,
+        "code": _code_digest(),
+    }
+    key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return key, payload
+
+
+def _load_entry(entry: Path) -> tuple[Dataset, SFTDataReport] | None:
+    """The dataset and report saved at ``entry``; ``None`` when there is none, or when it is damaged (files removed
+    by hand): the data is then built again, without a cache until that folder is deleted."""
+    from datasets import load_from_disk
+
+    if not (entry / "report.json").is_file():
+        return None
+    try:
+        report = SFTDataReport.from_state(json.loads((entry / "report.json").read_text(encoding="utf-8")))
+        return load_from_disk(str(entry / "dataset")), report
+    except (OSError, ValueError, TypeError) as err:
+        logger.warning("Ignoring the damaged SFT data cache %s (%s): delete it to cache again", entry, err)
+        return None
+
+
+def _save_entry(entry: Path, dataset: Dataset, report: SFTDataReport, payload: dict) -> bool:
+    """Publish ``dataset`` and its report at ``entry``: written into a temporary folder beside it, then renamed in
+    whole, so a reader sees all or nothing. Another process that published first wins; a failure to write is logged
+    and leaves no entry (the run goes on with the data it built)."""
+    tmp = entry.with_name(f".{entry.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        dataset.save_to_disk(str(tmp / "dataset"))
+        (tmp / "key.json").write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+        (tmp / "report.json").write_text(json.dumps(report.state()), encoding="utf-8")  # last: marks it complete
+        os.rename(tmp, entry)
+        return True
+    except OSError as err:
+        if _load_entry(entry) is not None:  # another process published the same data first
+            return True
+        logger.warning("Could not save the SFT data to %s (%s): each process builds its own", entry, err)
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def build_sft_dataset(
-    args: SFTScriptArguments, tokenizer: PreTrainedTokenizerBase | None = None
+    args: SFTScriptArguments,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    *,
+    measure_lengths: bool = False,
+    cache_dir: str | os.PathLike | None = None,
 ) -> tuple[Dataset, SFTDataReport]:
     """The training ``messages`` dataset for ``args`` and the report of every step (see the module docstring).
 
-    ``tokenizer`` (the model's) measures the thinking lengths; it is needed by the length ablation only.
+    ``tokenizer`` (the model's) measures the thinking lengths, for the length ablation (which needs it) and, with
+    ``measure_lengths``, for the report. With ``cache_dir``, the result is looked up there under
+    :func:`data_cache_key`, else built (its lengths measured, so the entry serves any later reader) and saved there,
+    and the dataset returned is the saved one: every process of a launch gets the same table.
     """
-    report = SFTDataReport()
-    reer = None if args.ablation_no_synthetic else _reer_messages(args, tokenizer, report)
-    if not args.mix_dataset_name:
-        if reer is None or len(reer) == 0:
-            raise ValueError("No training rows left: check the data and the ablation options (try --dry_run)")
-        return reer, report
-    raw = load_table(args.mix_dataset_name, args.mix_dataset_config, args.mix_dataset_split)
-    public, drops = public_to_messages(raw, args.reer_system_prompt, args.reer_assistant_format, args.mix_dataset_name)
-    report.add("load public data", len(raw), len(public), f"{args.mix_dataset_name}; dropped {dict(drops)}")
-    before = (len(reer) if reer is not None else 0) + len(public)
-    mixed, report.mix = mix_datasets(reer, public, args.mix_count, args.mix_ratio, args.reer_seed)
-    report.add("mix", before, len(mixed), f"{report.mix['reer']} REER + {report.mix['public']} public")
-    if len(mixed) == 0:
-        raise ValueError("No training rows left: check the data and the ablation options (try --dry_run)")
-    return mixed, report
+    if args.ablation_length != "none" and tokenizer is None:
+        raise ValueError("ablation_length measures thinking tokens: pass the model's tokenizer")
+    sources = _load_sources(args)
+    if cache_dir is None:
+        return _build(args, sources, tokenizer, measure_lengths)
+    key, payload = data_cache_key(args, tokenizer, sources)
+    entry = Path(cache_dir) / key
+    cached = _load_entry(entry)
+    if cached is not None:
+        logger.info("SFT data loaded from %s", entry)
+        return cached
+    dataset, report = _build(args, sources, tokenizer, measure_lengths=True)
+    if not _save_entry(entry, dataset, report, payload):
+        return dataset, report
+    logger.info("SFT data saved to %s", entry)
+    return _load_entry(entry)

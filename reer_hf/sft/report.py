@@ -3,6 +3,7 @@ each step kept, token length statistics and a histogram, and one sample conversa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import statistics
@@ -76,6 +77,25 @@ class SFTDataReport:
     def add(self, step: str, before: int, after: int, detail: str = "") -> None:
         self.steps.append({"step": step, "before": before, "after": after, "detail": detail})
         logger.info("%s: %d -> %d rows %s", step, before, after, detail)
+
+    def no_rows_error(self, what: str) -> ValueError:
+        """The error for a step that left no ``what``: every step so far with its counts and details (the drop
+        reasons), so the cause shows without a rerun."""
+        lines = [f"No {what} left after '{self.steps[-1]['step']}'. Rows per step:" if self.steps else f"No {what}."]
+        for s in self.steps:
+            lines.append(
+                f"  {s['step']}: {s['before']} -> {s['after']}" + (f" ({s['detail']})" if s["detail"] else "")
+            )
+        lines.append("Check the data and the options; --dry_run prints this report.")
+        return ValueError("\n".join(lines))
+
+    def state(self) -> dict:
+        """Every field, the full length lists included, as JSON-ready data (:meth:`from_state` reads it back)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict) -> SFTDataReport:
+        return cls(**{f.name: state[f.name] for f in dataclasses.fields(cls) if f.name in state})
 
     def describe(self, ds: Dataset, tokenizer: PreTrainedTokenizerBase) -> None:
         """Token lengths of every conversation as the chat template renders it, and the first row."""

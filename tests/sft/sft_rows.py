@@ -60,6 +60,17 @@ def openthoughts_rows(n: int = 12) -> list[dict]:
     return rows
 
 
+def write_parquet(path: Path, rows: list[dict]) -> Path:
+    """``rows`` as a parquet file at ``path``, as the Hub publishes DeepWriting-20K (pyarrow directly, so no
+    in-memory dataset needs a fingerprint)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
 def file_dataset(tmp_path: Path, name: str, rows: list[dict]):
     """``rows`` as a file-backed dataset, as the recipe loads them. (``Dataset.from_list`` cannot fingerprint its
     in-memory table on the GPU image's Python 3.12 stack: dill fails on pyarrow's MonthDayNano.)"""

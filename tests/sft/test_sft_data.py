@@ -165,7 +165,7 @@ def tiny_len(text: str, tokenizer) -> int:
 
 def test_length_ablation_on_data_measures_thinking_tokens(tmp_path, tiny_tokenizer):
     path = write_jsonl(tmp_path / "syn.jsonl", synthesis_rows())
-    base, base_report = build_sft_dataset(args_for(path), tiny_tokenizer)
+    base, base_report = build_sft_dataset(args_for(path), tiny_tokenizer, measure_lengths=True)
     lengths = base_report.thinking_tokens
     assert lengths == sorted(lengths) and len(set(lengths)) == 7  # the crafted rows grow with their index
     cutoff = lengths[3]
