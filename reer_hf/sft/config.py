@@ -107,6 +107,19 @@ class SFTScriptArguments(ScriptArguments):
             "set, wins); false starts over."
         },
     )
+    reer_model_license: str | None = field(
+        default="auto",
+        metadata={
+            "help": "Hub licence id the model card states; auto: the base model's when known (Qwen3, SmolLM2: "
+            "apache-2.0), else none; None: none."
+        },
+    )
+    reer_project_url: str | None = field(
+        default=None,
+        metadata={
+            "help": "Homepage of the code that trained the model, linked from the model card (omitted when unset)."
+        },
+    )
     ablation_no_synthetic: bool = field(
         default=False, metadata={"help": "Ablation 'no synthetic data': train on the public reasoning data only."}
     )

@@ -169,3 +169,25 @@ def test_model_card_of_a_run_without_paper_numbers_says_so():
     assert "The paper reports no numbers: removing the creative domain lowers every benchmark." in excluded
     combined = str(render_model_card(run={"name": "combined ablations", **paper_run("combined ablations")}, **common))
     assert "This combination is not a run of the paper." in combined and "| benchmark | paper |" not in combined
+
+
+def test_the_card_options_of_the_recipe_reach_the_card(tmp_path):
+    """reer_model_license and reer_project_url go from the recipe's options to the card's metadata and body."""
+    from huggingface_hub import ModelCard
+    from trl import ModelConfig
+
+    from reer_hf.sft.report import SFTDataReport
+    from reer_hf.sft.train import _card_context
+
+    def card(**options) -> ModelCard:
+        args = SFTScriptArguments(dataset_name="m-a-p/DeepWriting-20K", **options)
+        context = _card_context(args, sft_config(tmp_path), ModelConfig(), SFTDataReport(), "Qwen/Qwen3-8B-Base")
+        return ModelCard(str(render_model_card(**context)))
+
+    default = card()
+    assert default.data.license == "apache-2.0"  # the base model's, as the card's default states it
+    assert "https://example.org/reer" not in str(default)
+    custom = card(reer_model_license="mit", reer_project_url="https://example.org/reer")
+    assert custom.data.license == "mit"
+    assert "https://example.org/reer" in str(custom)
+    assert card(reer_model_license=None).data.license is None
