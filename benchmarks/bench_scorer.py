@@ -26,6 +26,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import resource
 import statistics
 import sys
@@ -158,6 +159,36 @@ def _restore(scorer: Scorer, state) -> None:
         scorer.backend.stats = stats
 
 
+#: Dense bf16 tensor-core peaks (FLOP/s, no sparsity) by the name CUDA reports, most specific first; for MFU.
+PEAK_BF16_FLOPS = {
+    "H100 PCIe": 756e12,
+    "H100": 989e12,
+    "H200": 989e12,
+    "H800": 989e12,
+    "B200": 2250e12,
+    "A100": 312e12,
+}
+
+
+def peak_bf16_flops(device: torch.device) -> float | None:
+    """The GPU's dense bf16 peak (REER_PEAK_TFLOPS overrides it); None on a CPU or an unknown GPU."""
+    if os.environ.get("REER_PEAK_TFLOPS"):
+        return float(os.environ["REER_PEAK_TFLOPS"]) * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_BF16_FLOPS.items() if key in name), None)
+
+
+def matmul_params(model) -> int:
+    """Parameters that cost 2 FLOPs per token in a forward: all but the input embedding (a lookup), the LM head
+    counted even when it shares that weight."""
+    embedding = model.get_input_embeddings().weight
+    head = model.get_output_embeddings()
+    tied = head is not None and head.weight is embedding
+    return sum(p.numel() for p in model.parameters()) - embedding.numel() + (embedding.numel() if tied else 0)
+
+
 def max_diff(a: list[tuple[float, float]], b: list[tuple[float, float]], which: int = 0) -> float:
     """Largest difference of the scores (``which=0``) or of the unclipped NLLs (``which=1``)."""
     return max(abs(x[which] - y[which]) for x, y in zip(a, b, strict=True))
@@ -278,6 +309,16 @@ def main(argv=None) -> dict:
     }
     if device.type == "cuda":
         result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    # Model FLOPs utilisation, the usual 2 FLOPs per matmul parameter per token through the model: attention left
+    # out, the LM head counted on every token (the scorer's runs on the scored tokens only)
+    peak, params = peak_bf16_flops(device), matmul_params(model)
+    result.update(params=params, peak_bf16_tflops=peak and peak / 1e12)
+    for name, mode, seconds in (
+        ("naive", "naive", t_naive),
+        ("scorer_no_reuse", "plain", t_plain),
+        ("scorer", "lean", t_lean),
+    ):
+        result[f"{name}_mfu"] = round(2 * params * work[mode]["forward_tokens"] / seconds / peak, 4) if peak else None
     if args.vllm:
         result.update(bench_vllm(args, tokenizer, config, steps, s_lean))
     if args.profile:

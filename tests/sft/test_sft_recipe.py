@@ -45,6 +45,8 @@ def tiny_cli(model_dir: Path, data: Path, out: Path, *extra: str) -> list[str]:
         "1e-3",
         "--max_length",
         "256",
+        "--reer_data_cache_dir",
+        str(out.parent / "data-cache"),
         *extra,
     ]
 
@@ -79,7 +81,8 @@ def test_dry_run_prints_the_report_and_loads_no_model(tiny_tokenizer, tmp_path, 
     report = load_recipe_module().main(script_args, training_args, model_args)
     printed = capsys.readouterr().out
     assert "rows per step:" in printed and "ablation_no_reflection" in printed
-    assert re.search(r"mix\s+19 ->\s+10\s+7 REER \+ 3 public", printed)
+    assert re.search(r"public rows\s+13 ->\s+3\s+seeded sample of 3 \(seed 42\)", printed)
+    assert re.search(r"mix\s+10 ->\s+10\s+7 REER \+ 3 public", printed)
     assert "      tokens | thinking | conversation |" in printed
     assert "sample (row 0):" in printed and "--- assistant ---" in printed
     assert "conversations over max_length=256" in printed
@@ -204,3 +207,122 @@ def test_demo_sft_zero3_bf16_on_gpu(tmp_path):
     card = (out / "README.md").read_text()
     assert "DeepSpeed ZeRO-3 on 1 x cuda, mixed precision bf16" in card
     assert (out / "model.safetensors").is_file()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The paper recipes' logging (TensorBoard events, per-process log levels) and the fast variant's dry run
+
+PAPER_SFT = RECIPES / "DeepWriter-8B" / "sft"
+
+
+def paper_cli(recipe: Path, model_dir: Path, tmp_path: Path, *extra: str) -> list[str]:
+    """A paper recipe on local files and a tiny model, on this CPU machine (fp32, one data process)."""
+    data = write_jsonl(tmp_path / "syn.jsonl", synthesis_rows())
+    public = write_jsonl(tmp_path / "ot.jsonl", openthoughts_rows())
+    return [
+        "--config",
+        str(recipe),
+        "--model_name_or_path",
+        str(model_dir),
+        "--dataset_name",
+        str(data),
+        "--mix_dataset_name",
+        str(public),
+        "--mix_count",
+        "3",
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--reer_data_cache_dir",
+        str(tmp_path / "data-cache"),
+        "--use_cpu",
+        "true",
+        "--bf16",
+        "false",
+        "--dtype",
+        "float32",
+        "--dataset_num_proc",
+        "1",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("recipe", sorted(PAPER_SFT.glob("config_*.yaml")), ids=lambda p: p.stem)
+def test_paper_recipes_log_to_tensorboard_and_wait_for_the_data(recipe):
+    script_args, training_args, model_args = (
+        load_recipe_module().make_parser().parse_args_and_config(["--config", str(recipe), "--use_cpu", "true"])
+    )
+    assert training_args.report_to == ["tensorboard"]
+    assert (training_args.log_level, training_args.log_level_replica) == ("info", "warning")
+    assert training_args.ddp_timeout == 18000
+
+
+@pytest.fixture
+def restore_log_levels():
+    import datasets
+    import transformers
+
+    names = ("recipe_sft", "reer_hf", "trl")
+    saved = [logging.getLogger(n).level for n in names]
+    verbosity = transformers.utils.logging.get_verbosity(), datasets.utils.logging.get_verbosity()
+    yield
+    for name, level in zip(names, saved, strict=True):
+        logging.getLogger(name).setLevel(level)
+    transformers.utils.logging.set_verbosity(verbosity[0])
+    datasets.utils.logging.set_verbosity(verbosity[1])
+
+
+@pytest.mark.parametrize(("main_process", "expected"), [(True, logging.INFO), (False, logging.WARNING)])
+def test_logging_is_info_on_the_main_process_and_warnings_elsewhere(
+    main_process, expected, monkeypatch, restore_log_levels
+):
+    import datasets
+    import transformers
+
+    recipe = load_recipe_module()
+    _, training_args, _ = recipe.make_parser().parse_args_and_config(
+        ["--config", str(PAPER_SFT / "config_full.yaml"), "--use_cpu", "true"]
+    )
+    monkeypatch.setattr(type(training_args), "should_log", property(lambda self: main_process))
+    assert recipe.setup_logging(training_args) == expected
+    assert logging.getLogger("reer_hf").level == logging.getLogger("trl").level == expected
+    assert transformers.utils.logging.get_verbosity() == datasets.utils.logging.get_verbosity() == expected
+
+
+def test_fast_recipe_dry_run_on_cpu(tiny_tokenizer, tmp_path, capsys, monkeypatch):
+    """config_full_fast.yaml (flash attention, Liger, padding-free) builds and reports its data on a machine
+    without a GPU; only the model and the kernels need one."""
+    model_dir = tmp_path / "tokenizer-only"
+    tiny_tokenizer.save_pretrained(model_dir)
+    recipe = load_recipe_module()
+    cli = paper_cli(PAPER_SFT / "config_full_fast.yaml", model_dir, tmp_path, "--dry_run")
+    script_args, training_args, model_args = recipe.make_parser().parse_args_and_config(cli)
+    assert training_args.padding_free and training_args.use_liger_kernel and training_args.max_length is None
+    assert model_args.attn_implementation == "flash_attention_2"
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the dry run loaded a model")
+
+    monkeypatch.setattr("transformers.AutoModelForCausalLM.from_pretrained", no_model)
+    report = recipe.main(script_args, training_args, model_args)
+    printed = capsys.readouterr().out
+    assert "rows per step:" in printed and "sample (row 0):" in printed
+    assert report["mix"]["public"] == 3 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_paper_recipe_writes_tensorboard_events(tiny_llama_dir, tmp_path, monkeypatch):
+    """config_full.yaml's report_to on two real steps of a tiny model: an events file under <output_dir>/runs
+    holding the training loss of each step."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    recipe = load_recipe_module()
+    extra = ["--max_steps", "2", "--logging_steps", "1", "--gradient_checkpointing", "false", "--max_length", "256"]
+    cli = paper_cli(PAPER_SFT / "config_full.yaml", tiny_llama_dir, tmp_path, *extra)
+    recipe.main(*recipe.make_parser().parse_args_and_config(cli))
+    events = sorted((tmp_path / "out" / "runs").glob("*/events.out.tfevents.*"))
+    assert len(events) == 1, events
+    accumulator = EventAccumulator(str(events[0].parent)).Reload()
+    losses = accumulator.Scalars("train/loss")
+    assert [e.step for e in losses] == [1, 2] and all(e.value > 0 for e in losses)
