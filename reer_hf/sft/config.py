@@ -189,6 +189,13 @@ class SFTScriptArguments(ScriptArguments):
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if str(self.reer_model_license).strip().lower() in ("", "none", "null"):
+            self.reer_model_license = None  # the command line gives the string 'None'
+        if self.reer_model_license == "other":
+            raise ValueError(
+                "reer_model_license 'other' needs a licence name and link the card cannot invent: use a Hub licence "
+                "id (e.g. apache-2.0), auto or None"
+            )
         for name in ("dataset_data_files", "mix_dataset_data_files"):
             if isinstance(getattr(self, name), str):  # a YAML scalar
                 setattr(self, name, [getattr(self, name)])

@@ -253,7 +253,7 @@ def test_paper_recipes_log_to_tensorboard_and_wait_for_the_data(recipe):
     )
     assert training_args.report_to == ["tensorboard"]
     assert (training_args.log_level, training_args.log_level_replica) == ("info", "warning")
-    assert training_args.ddp_timeout == 18000
+    assert training_args.ddp_timeout == 3600
 
 
 @pytest.fixture

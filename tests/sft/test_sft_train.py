@@ -191,3 +191,11 @@ def test_the_card_options_of_the_recipe_reach_the_card(tmp_path):
     assert custom.data.license == "mit"
     assert "https://example.org/reer" in str(custom)
     assert card(reer_model_license=None).data.license is None
+
+
+def test_model_license_from_the_command_line():
+    """'None' on the command line means no licence; 'other' fails at parse time, not after training when the card is
+    written."""
+    assert SFTScriptArguments(dataset_name="x.jsonl", reer_model_license="None").reer_model_license is None
+    with pytest.raises(ValueError, match="licence name and link"):
+        SFTScriptArguments(dataset_name="x.jsonl", reer_model_license="other")
