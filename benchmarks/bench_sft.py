@@ -13,6 +13,9 @@ hidden states (TRL's fused LM head does the same: the 151936-wide logits of 32K 
 
 Both see the same conversations (lengths spread over [max_length / 4, max_length]); then a worst case measures the
 peak memory: one conversation of max_length (plain), two of them (fast). The last line of output is one JSON object.
+Each variant reports the attention the model ran (`attn_implementation`) and whether Liger's kernels ran
+(`liger_ran`); `fast_is_recipe` is true only when the fast variant ran config_full_fast.yaml's kernels (flash attention
+and Liger): false, its speedup is a packed row's, not the recipe's (`fast_not_recipe` says why).
 
     python benchmarks/bench_sft.py --quick     # CPU: a tiny Qwen3, seconds
     python benchmarks/bench_sft.py             # one H100/H200: Qwen3-8B dimensions, 32768 tokens
@@ -21,6 +24,7 @@ peak memory: one conversation of max_length (plain), two of them (fast). The las
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import math
@@ -173,21 +177,74 @@ def run_fast(model, pairs, lengths, device, params, peak, candidates: list[str])
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             continue
-        return {**result, "attn_implementation": name, **({"attn_refused": refused} if refused else {})}
+        ran = model.config._attn_implementation  # what the model ran: flash_attention_2 may become a Hub kernel's name
+        requested = {"attn_requested": name} if ran != name else {}
+        return {**result, "attn_implementation": ran, **requested, **({"attn_refused": refused} if refused else {})}
     return {"error": f"no attention implementation of {candidates} ran", "attn_refused": refused}
 
 
-def use_liger(model) -> str:
-    """Liger's kernels as TRL applies them (its fused cross-entropy off: the loss is chunked here, as TRL's is)."""
+@contextlib.contextmanager
+def module_patches_undone(*modules):
+    """Undoes on exit what a monkey patch did to ``modules`` for the whole process: Liger's
+    ``apply_liger_kernel_to_qwen3`` replaces ``modeling_qwen3``'s apply_rotary_pos_emb, Qwen3RMSNorm and Qwen3MLP (a
+    model built afterwards would get Liger's), binds methods on classes and renames them. Puts back every module
+    attribute, and the attributes and name of every class the module defines, as they were on entry."""
+    saved = []
+    for module in modules:
+        attrs = dict(vars(module))
+        classes = {
+            cls: (cls.__name__, dict(vars(cls)))
+            for cls in attrs.values()
+            if isinstance(cls, type) and cls.__module__ == module.__name__
+        }
+        saved.append((module, attrs, classes))
     try:
-        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+        yield
+    finally:
+        for module, attrs, classes in saved:
+            for name in set(vars(module)) - set(attrs):
+                delattr(module, name)
+            for name, value in attrs.items():
+                if vars(module).get(name, attrs) is not value:
+                    setattr(module, name, value)
+            for cls, (cls_name, members) in classes.items():
+                cls.__name__ = cls_name
+                for name in set(vars(cls)) - set(members):
+                    delattr(cls, name)
+                for name, value in members.items():
+                    if vars(cls).get(name, members) is not value:
+                        setattr(cls, name, value)
+
+
+def _liger_apply(model) -> None:
+    from liger_kernel.transformers import _apply_liger_kernel_to_instance
+
+    _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=False)
+
+
+def use_liger(model, apply=_liger_apply) -> str:
+    """Liger's kernels as TRL applies them (its fused cross-entropy off: the loss is chunked here, as TRL's is). They
+    patch the model's modeling module for the whole process: call it inside ``module_patches_undone``."""
+    try:
+        apply(model)
     except ImportError as err:
         return f"not installed ({err})"[:200]
-    try:
-        _apply_liger_kernel_to_instance(model=model, fused_linear_cross_entropy=False)
     except Exception as err:  # report it: the benchmark still compares the layouts
         return f"failed: {type(err).__name__}: {err}"[:200]
     return "applied"
+
+
+def fast_recipe_gaps(fast: dict) -> list[str]:
+    """Why the fast variant did not run config_full_fast.yaml's kernels (flash attention, Liger); empty when it did."""
+    if "error" in fast:
+        return [fast["error"]]
+    gaps = []
+    if "flash" not in fast["attn_implementation"].lower():
+        refused = fast.get("attn_refused", {})
+        gaps.append(f"attention ran {fast['attn_implementation']}, not flash attention ({refused})"[:400])
+    if not fast["liger_ran"]:
+        gaps.append(f"Liger's kernels did not run ({fast['liger']})"[:400])
+    return gaps
 
 
 def save_random_qwen3_8b(folder: str) -> None:
@@ -230,11 +287,13 @@ def main(argv=None) -> dict:
     params, peak = matmul_params(model), peak_bf16_flops(device)
     plain_groups = [pairs[0], *[[i] for i in timed[2:]]]  # the same warm-up pair, then one conversation each
     plain = run_variant(model, plain_groups, lengths, 1, device, params, peak)
-    plain.update(attn_implementation="sdpa", liger="off", padding_free=False, conversations_per_micro_batch=1)
+    plain.update(liger="off", liger_ran=False, padding_free=False, conversations_per_micro_batch=1)
+    plain["attn_implementation"] = model.config._attn_implementation
 
-    liger = "off" if args.no_liger else use_liger(model)
     candidates = [a.strip() for a in args.fast_attn.split(",") if a.strip()]
-    fast = run_fast(model, pairs, lengths, device, params, peak, candidates)
+    with module_patches_undone(sys.modules[type(model).__module__]):  # Liger's patches end with this variant
+        liger = "off" if args.no_liger else use_liger(model)
+        fast = run_fast(model, pairs, lengths, device, params, peak, candidates)
     if "error" in fast and liger == "applied":  # Liger's kernels fail at run time here: the fast layout without them
         del model
         gc.collect()
@@ -243,8 +302,9 @@ def main(argv=None) -> dict:
         model = build_model(dims, dtype, device)
         liger = f"failed at run time: {fast['attn_refused']}"[:300]
         fast = run_fast(model, pairs, lengths, device, params, peak, candidates)
-    fast.update(liger=liger, padding_free=True, conversations_per_micro_batch=2)
     ran = "error" not in fast
+    fast.update(liger=liger, liger_ran=ran and liger == "applied", padding_free=True, conversations_per_micro_batch=2)
+    gaps = fast_recipe_gaps(fast)
     result = {
         "model": "Qwen3 (tiny, random weights)" if args.quick else "Qwen3-8B architecture, random weights",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
@@ -259,6 +319,8 @@ def main(argv=None) -> dict:
         "across 8 GPUs); mfu counts 6 x matmul params x tokens + causal attention, not the checkpointing recompute",
         "plain": plain,
         "fast": fast,
+        "fast_is_recipe": not gaps,  # flash attention and Liger ran: the speedup is config_full_fast.yaml's
+        **({"fast_not_recipe": gaps} if gaps else {}),
         "speedup": round(fast["tokens_per_s"] / plain["tokens_per_s"], 3) if ran else None,
         # the same weights and conversations: what the kernels and the layout change in the loss
         "loss_rel_diff": abs(fast["summed_loss"] - plain["summed_loss"]) / plain["summed_loss"] if ran else None,

