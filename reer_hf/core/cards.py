@@ -8,13 +8,13 @@ through ``importlib.resources``, so TRL's ``create_model_card`` finds them where
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from reer_hf.core.data import hub_id
 
 if TYPE_CHECKING:
     from huggingface_hub import DatasetCard, ModelCard
@@ -56,13 +56,6 @@ def template(name: str) -> str:
         raise ModuleNotFoundError(
             f"{err}; reinstall reer-hf (pip install -e . --no-deps) to get the card templates"
         ) from err
-
-
-def hub_id(ref: str | None) -> str | None:
-    """``owner/name`` references that are no local path or data file: the only ones Hub metadata may name."""
-    if not ref or Path(ref).exists() or Path(ref).suffix in (".parquet", ".jsonl", ".json", ".csv"):
-        return None
-    return ref if re.fullmatch(r"[\w.-]+/[\w.-]+", ref) and not ref.startswith(".") else None
 
 
 def size_category(rows: int) -> str:

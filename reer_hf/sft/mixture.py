@@ -15,17 +15,15 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from reer_hf.core.data import as_chat, turn_content, turn_role
 from reer_hf.core.formats import format_assistant
 from reer_hf.core.text import split_thinking
 from reer_hf.sft.trajectories import (
     REER_SHAPES,
-    as_chat,
     detect_shape,
     messages_features,
     to_trajectories,
     trajectories_to_messages,
-    turn_content,
-    turn_role,
 )
 
 if TYPE_CHECKING:

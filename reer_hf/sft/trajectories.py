@@ -1,5 +1,7 @@
-"""REER data in, conversations out: loading a table, recognising its shape, its rows as ``query`` / ``thinking`` /
-``answer`` trajectories, and those as ``messages``.
+"""REER data in, conversations out: recognising a table's shape, its rows as ``query`` / ``thinking`` / ``answer``
+trajectories, and those as ``messages``. Tables are read and chat cells decoded by :mod:`reer_hf.core.data` (the
+synthesis reads its pairs with the same code); ``load_table``, ``as_chat`` and ``DATA_FILE_SUFFIXES`` are re-exported
+here.
 
 Both the REER data and REER-shaped public data go through here, so the two sides of a mixture are converted by the
 same code (:mod:`~reer_hf.sft.mixture` builds on it; :mod:`~reer_hf.sft.data` runs the pipeline).
@@ -7,12 +9,17 @@ same code (:mod:`~reer_hf.sft.mixture` builds on it; :mod:`~reer_hf.sft.data` ru
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import TYPE_CHECKING
 
+from reer_hf.core.data import (
+    ASSISTANT_ROLES,
+    DATA_FILE_SUFFIXES,
+    as_chat,
+    last_turn_text,
+    load_table,
+    query_text,
+)
 from reer_hf.core.formats import to_messages
 from reer_hf.core.text import split_thinking
 
@@ -46,72 +53,6 @@ def messages_features() -> Features:
     return Features({"messages": List({"role": Value("string"), "content": Value("string")})})
 
 
-#: File suffixes read by a builder of ``datasets`` (``parquet`` or ``json``) when a source names one file.
-DATA_FILE_SUFFIXES = {".parquet": "parquet", ".jsonl": "json", ".json": "json"}
-
-
-def _hf_path_at(path: str, revision: str | None) -> str:
-    """An ``hf://datasets/<org>/<name>/<file>`` path pinned to ``revision``: a packaged builder fetches the file
-    through ``HfFileSystem``, which reads the revision from the path (``@<rev>`` after the repository) only."""
-    if revision is None:
-        return path
-    parts = path[len("hf://") :].split("/")
-    if len(parts) < 4 or parts[0] != "datasets":
-        raise ValueError(f"{path}: expected hf://datasets/<org>/<name>/<file> to pin a revision")
-    if "@" in parts[2]:
-        raise ValueError(f"{path} already names a revision: drop the revision option or the @ part of the path")
-    parts[2] = f"{parts[2]}@{quote(revision, safe='')}"
-    return "hf://" + "/".join(parts)
-
-
-def load_table(
-    source: str,
-    config: str | None = None,
-    split: str = "train",
-    data_files: str | list[str] | None = None,
-    revision: str | None = None,
-) -> Dataset:
-    """A ``datasets.Dataset`` from a local jsonl/json/parquet file, a ``save_to_disk`` folder, an ``hf://`` path to
-    such a file or a glob of them (``datasets`` fetches it through ``HfFileSystem``; ``revision`` goes into the path),
-    or a Hub id / local data folder, with ``data_files`` (the files listed make up ``split``) and ``revision`` passed
-    on to ``load_dataset``. A single file's rows are all of it, whatever ``split`` says.
-
-    An option the source cannot use fails rather than being ignored: a single file or a saved folder takes neither
-    ``data_files`` nor ``revision``.
-    """
-    from datasets import DatasetDict, load_dataset, load_from_disk
-
-    def refuse(what: str) -> None:
-        given = [name for name, value in (("data_files", data_files), ("revision", revision)) if value]
-        if given:
-            raise ValueError(f"{source} is {what}, which would ignore {' and '.join(given)}: unset it")
-
-    suffix = Path(source).suffix
-    if source.startswith("hf://"):
-        if suffix not in DATA_FILE_SUFFIXES:
-            raise ValueError(
-                f"{source}: an hf:// path must name a .parquet, .jsonl or .json file (or a glob of them); for a "
-                "whole dataset repository pass its id, with data_files to pick files in it"
-            )
-        if data_files:
-            raise ValueError(f"{source} names the data file itself: unset data_files")
-        return load_dataset(DATA_FILE_SUFFIXES[suffix], data_files=_hf_path_at(source, revision), split="train")
-    path = Path(source)
-    if path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file()):
-        refuse("a save_to_disk folder")
-        ds = load_from_disk(str(path))
-        return ds[split] if isinstance(ds, DatasetDict) else ds
-    if suffix in DATA_FILE_SUFFIXES:
-        if not path.is_file():
-            hint = " (the output of recipes/synthesize.py: run it first)" if path.name == "reer.parquet" else ""
-            raise FileNotFoundError(f"{source} does not exist{hint}")
-        refuse("a single file")
-        return load_dataset(DATA_FILE_SUFFIXES[suffix], data_files=str(path), split="train")
-    if isinstance(data_files, (list, tuple)):
-        data_files = {split: list(data_files)}
-    return load_dataset(source, config, data_files=data_files, revision=revision, split=split)
-
-
 def detect_shape(columns: list[str], shapes: dict[str, tuple[str, ...]] = REER_SHAPES, what: str = "REER data") -> str:
     """The first shape of ``shapes`` whose columns are all in ``columns``; otherwise a ``ValueError`` that names the
     columns found and the ones expected, so a wrong file fails before any conversion."""
@@ -122,49 +63,6 @@ def detect_shape(columns: list[str], shapes: dict[str, tuple[str, ...]] = REER_S
     raise ValueError(
         f"Unrecognised {what}: its columns are {sorted(columns)}; expected one of these shapes: {expected}"
     )
-
-
-def _is_turn(value: Any) -> bool:
-    return isinstance(value, dict) and (
-        ("role" in value and "content" in value) or ("from" in value and "value" in value)
-    )
-
-
-def as_chat(value: Any) -> list[dict] | None:
-    """A chat cell as its list of turns: a list as it is, or a string holding the JSON of a list of role/content (or
-    from/value) turns, as some published files store their chats; ``None`` for anything else (plain text, even one
-    that starts with ``[``)."""
-    if isinstance(value, list):
-        return value
-    if not isinstance(value, str) or not value.lstrip().startswith("["):
-        return None
-    try:
-        decoded = json.loads(value)
-    except ValueError:
-        return None
-    if isinstance(decoded, list) and decoded and all(_is_turn(t) for t in decoded):
-        return decoded
-    return None
-
-
-def turn_role(turn: dict) -> str | None:
-    """A turn's role in either convention (``role`` / ``from``), lower-cased."""
-    role = turn.get("role", turn.get("from"))
-    return None if role is None else str(role).lower()
-
-
-def turn_content(turn: dict) -> str | None:
-    """A turn's text in either convention (``content`` / ``value``)."""
-    return turn.get("content", turn.get("value"))
-
-
-def _query_text(value: Any) -> str | None:
-    """A query cell as text: a string, or the last user turn of a chat list (or of a JSON string of one)."""
-    chat = as_chat(value)
-    if chat is None:
-        return value if isinstance(value, str) else None
-    users = [turn_content(m) for m in chat if isinstance(m, dict) and turn_role(m) in ("user", "human", None)]
-    return users[-1] if users else None
 
 
 def _solution_parts(solution: str) -> tuple[str | None, str | None, str]:
@@ -193,13 +91,12 @@ def _trajectory_batch(batch: dict, shape: str, thinking_column: str, keep_status
             if shape == "messages":
                 cell = batch["messages"][i]
                 turns = as_chat(cell) or []
-                query = _query_text(turns)
-                replies = [turn_content(m) or "" for m in turns if turn_role(m) in ("assistant", "gpt")]
-                solution = replies[-1] if replies else ""
+                query = query_text(turns)
+                solution = last_turn_text(turns, ASSISTANT_ROLES) or ""
                 if cell and not turns:
                     drop = "not_a_chat"
             else:
-                query = _query_text(batch["prompt" if shape == "prompt_solution" else "question"][i])
+                query = query_text(batch["prompt" if shape == "prompt_solution" else "question"][i])
                 solution = batch["solution"][i] or ""
             if not drop:
                 thinking, answer, drop = _solution_parts(solution)

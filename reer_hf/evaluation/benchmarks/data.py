@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
+
+from reer_hf.core.data import hub_id
 
 __all__ = ["BUILTIN_DATA_DIR", "DATA_ENV", "DEFAULT_DATA_DIR", "benchmark_dir", "read_json", "read_jsonl"]
 
@@ -26,8 +27,6 @@ DATA_ENV = "REER_BENCHMARK_DATA"
 DEFAULT_DATA_DIR = "data/benchmarks"
 BUILTIN_DATA_DIR = Path(__file__).resolve().parents[2] / "assets" / "benchmarks"
 LAYOUT = "layout: reer_hf/evaluation/benchmarks/data.py"
-
-_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 def benchmark_dir(root: str | os.PathLike | None = None) -> Path:
@@ -43,7 +42,7 @@ def benchmark_dir(root: str | os.PathLike | None = None) -> Path:
     if path.is_dir():
         return path
     hint = f"pass the folder or a Hub dataset id, or set ${DATA_ENV} ({LAYOUT})"
-    if spec is not None and _HUB_ID.fullmatch(str(spec)):
+    if spec is not None and hub_id(str(spec)):
         from huggingface_hub import snapshot_download
 
         try:
