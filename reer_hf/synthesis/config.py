@@ -322,10 +322,25 @@ class SynthesisScriptArguments:
 
     dataset_name: str = field(
         default="builtin:demo-pairs",
-        metadata={"help": "builtin:demo-pairs, a local jsonl/json/parquet file or a Hub dataset id."},
+        metadata={
+            "help": "builtin:demo-pairs, a local jsonl/json/parquet file, a save_to_disk folder, an hf:// path to a "
+            "file, or a Hub dataset id. A query or answer cell holding a chat (a list, or its JSON string) gives "
+            "its last user / assistant turn."
+        },
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Config (subset) of a Hub dataset."})
     dataset_split: str = field(default="train", metadata={"help": "Split of a Hub dataset."})
+    dataset_data_files: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Files of dataset_name (a Hub id or local folder) that make up dataset_split, as load_dataset's "
+            "data_files: paths or globs inside it."
+        },
+    )
+    dataset_revision: str | None = field(
+        default=None,
+        metadata={"help": "Revision (commit, tag or branch) of dataset_name on the Hub; for an hf:// path too."},
+    )
     dataset_query_column: str | None = field(default=None, metadata={"help": "Query column (auto-detected)."})
     dataset_answer_column: str | None = field(default=None, metadata={"help": "Answer column (auto-detected)."})
     max_rows: int | None = field(default=None, metadata={"help": "Search only the first N rows."})
@@ -404,6 +419,8 @@ class SynthesisScriptArguments:
     )
 
     def __post_init__(self):
+        if isinstance(self.dataset_data_files, str):  # a YAML scalar
+            self.dataset_data_files = [self.dataset_data_files]
         if self.map_batch_size < 1 or self.save_every < 1:
             raise ValueError("map_batch_size and save_every must be positive")
         check_assistant_format(self.messages_assistant_format, "messages_assistant_format")

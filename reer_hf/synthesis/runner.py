@@ -173,6 +173,8 @@ def synthesize(
         args.dataset_answer_column,
         args.max_rows,
         args.dataset_config,
+        args.dataset_data_files,
+        args.dataset_revision,
     )
     clashes = [c for c in [*search_features(), "duplicate_of", "rollout"] if c in ds.column_names]
     if clashes:
