@@ -72,13 +72,14 @@ def load_table(
     or a Hub id / local data folder, with ``data_files`` (the files listed make up ``split``) and ``revision`` passed
     on to ``load_dataset``. A single file's rows are all of it, whatever ``split`` says.
 
-    An option the source cannot use fails rather than being ignored: a single file or a saved folder takes neither
-    ``data_files`` nor ``revision``.
+    An option the source cannot use fails rather than being ignored: an ``hf://`` path takes neither ``config`` nor
+    ``data_files``; a single file or a saved folder takes none of ``config``, ``data_files`` and ``revision``.
     """
     from datasets import DatasetDict, load_dataset, load_from_disk
 
     def refuse(what: str) -> None:
-        given = [name for name, value in (("data_files", data_files), ("revision", revision)) if value]
+        options = (("config", config), ("data_files", data_files), ("revision", revision))
+        given = [name for name, value in options if value]
         if given:
             raise ValueError(f"{source} is {what}, which would ignore {' and '.join(given)}: unset it")
 
@@ -92,6 +93,8 @@ def load_table(
             )
         if data_files:
             raise ValueError(f"{source} names the data file itself: unset data_files")
+        if config:
+            raise ValueError(f"{source} names the data file itself, which has no config: unset config")
         return load_dataset(DATA_FILE_SUFFIXES[suffix], data_files=_hf_path_at(source, revision), split="train")
     path = Path(source)
     if path.is_dir() and ((path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file()):
@@ -193,7 +196,8 @@ def load_pairs(
 
     source = str(source)
     if source == DEMO_DATASET:
-        given = [name for name, value in (("data_files", data_files), ("revision", revision)) if value]
+        options = (("config", config), ("data_files", data_files), ("revision", revision))
+        given = [name for name, value in options if value]
         if given:
             raise ValueError(f"{source} is the bundled demo, which would ignore {' and '.join(given)}: unset it")
         ds = Dataset.from_list(demo_pairs())

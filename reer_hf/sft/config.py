@@ -97,7 +97,10 @@ class SFTScriptArguments(ScriptArguments):
         default=None,
         metadata={
             "help": "Folder of the data cache; None: sft-data/ under $REER_HF_HOME (default ~/.cache/reer_hf). "
-            "On several nodes, a folder they share lets one build serve them all."
+            "Global rank 0 builds (or finds) the entry first and sends its path to the other ranks, which load it "
+            "without loading the sources again when they can read it: on several nodes, a folder they share lets "
+            "that one build serve them all. On a folder local to each node, each node's main process builds (or "
+            "finds) its own entry, then that node's other ranks load it."
         },
     )
     reer_auto_resume: bool = field(

@@ -19,12 +19,12 @@ The pipeline (:func:`build_sft_dataset`) records the row count before and after 
 5. **Mix** with a seeded sample of the public reasoning data (:mod:`~reer_hf.sft.mixture`), by count or ratio.
 
 A step that leaves no rows fails with every step's counts and drop reasons. With a cache folder, the result and its
-report are saved there once (:func:`build_sft_dataset`), so the other ranks of a launch and a rerun load them.
+report are saved there once (:func:`build_sft_dataset`), so the other ranks of a launch
+(:func:`build_sft_dataset_on_ranks`) and a rerun load them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -49,22 +49,63 @@ if TYPE_CHECKING:
 
     from reer_hf.sft.config import SFTScriptArguments
 
-__all__ = ["build_sft_dataset", "data_cache_dir", "data_cache_key", "downsample_by_length"]
+__all__ = [
+    "build_sft_dataset",
+    "build_sft_dataset_on_ranks",
+    "data_cache_dir",
+    "data_cache_key",
+    "downsample_by_length",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Options that change how a run operates or what it prints, not the rows it trains on: left out of the cache key.
-NOT_DATA_OPTIONS = frozenset(
+#: The options that decide the rows (the fields of ``SFTScriptArguments`` the pipeline reads): the cache key hashes
+#: these alone. Every other field must be in :data:`SCRIPT_OPTIONS`; a test fails on a field in neither.
+DATA_OPTIONS = frozenset(
+    {
+        "dataset_name",
+        "dataset_config",
+        "dataset_train_split",
+        "dataset_data_files",
+        "dataset_revision",
+        "reer_max_rows",
+        "reer_keep_status",
+        "reer_system_prompt",
+        "reer_user_template",
+        "reer_assistant_format",
+        "reer_category_column",
+        "reer_seed",
+        "ablation_no_synthetic",
+        "ablation_no_search",
+        "ablation_no_reflection",
+        "ablation_length",
+        "ablation_length_cutoff",
+        "ablation_length_keep_fraction",
+        "ablation_exclude_categories",
+        "mix_dataset_name",
+        "mix_dataset_config",
+        "mix_dataset_split",
+        "mix_dataset_data_files",
+        "mix_dataset_revision",
+        "mix_count",
+        "mix_ratio",
+    }
+)
+#: The fields of ``SFTScriptArguments`` that change how a run operates or what it writes, not the rows it trains on
+#: (``dataset_test_split``, ``dataset_streaming`` and ``ignore_bias_buffers`` come from ``trl.ScriptArguments`` and
+#: the pipeline does not read them): left out of the cache key.
+SCRIPT_OPTIONS = frozenset(
     {
         "dry_run",
         "reer_recipe_path",
-        "reer_auto_resume",
         "reer_data_cache",
         "reer_data_cache_dir",
+        "reer_auto_resume",
+        "reer_model_license",
+        "reer_project_url",
         "dataset_test_split",
         "dataset_streaming",
         "ignore_bias_buffers",
-        "gradient_checkpointing_use_reentrant",
     }
 )
 #: The modules whose code decides the rows: a change to any of them voids the cached data.
@@ -277,12 +318,12 @@ def data_cache_key(
     tokenizer: PreTrainedTokenizerBase | None,
     sources: tuple[Dataset | None, Dataset | None],
 ) -> tuple[str, dict]:
-    """The cache key of the data ``args`` builds, and what it hashes: the options that decide the rows, the
-    fingerprints ``datasets`` gives the loaded sources (they change with a local file's content and a Hub
-    revision), the tokenizer (it measures the thinking lengths) and the conversion code."""
+    """The cache key of the data ``args`` builds, and what it hashes: the options that decide the rows
+    (:data:`DATA_OPTIONS`), the fingerprints ``datasets`` gives the loaded sources (they change with a local file's
+    content and a Hub revision), the tokenizer (it measures the thinking lengths) and the conversion code."""
     from datasets.fingerprint import Hasher
 
-    options = {k: v for k, v in dataclasses.asdict(args).items() if k not in NOT_DATA_OPTIONS}
+    options = {name: getattr(args, name) for name in sorted(DATA_OPTIONS)}
     tok = None
     if tokenizer is not None:
         tok = {
@@ -349,19 +390,84 @@ def build_sft_dataset(
     :func:`data_cache_key`, else built (its lengths measured, so the entry serves any later reader) and saved there,
     and the dataset returned is the saved one: every process of a launch gets the same table.
     """
+    dataset, report, _ = _build_or_load(args, tokenizer, measure_lengths, cache_dir)
+    return dataset, report
+
+
+def _build_or_load(
+    args: SFTScriptArguments,
+    tokenizer: PreTrainedTokenizerBase | None,
+    measure_lengths: bool,
+    cache_dir: str | os.PathLike | None,
+) -> tuple[Dataset, SFTDataReport, Path | None]:
+    """:func:`build_sft_dataset`, with the cache entry it loaded or saved (``None`` without one)."""
     if args.ablation_length != "none" and tokenizer is None:
         raise ValueError("ablation_length measures thinking tokens: pass the model's tokenizer")
     sources = _load_sources(args)
     if cache_dir is None:
-        return _build(args, sources, tokenizer, measure_lengths)
+        return *_build(args, sources, tokenizer, measure_lengths), None
     key, payload = data_cache_key(args, tokenizer, sources)
     entry = Path(cache_dir) / key
     cached = _load_entry(entry)
     if cached is not None:
         logger.info("SFT data loaded from %s", entry)
-        return cached
+        return *cached, entry
     dataset, report = _build(args, sources, tokenizer, measure_lengths=True)
     if not _save_entry(entry, dataset, report, payload):
-        return dataset, report
+        return dataset, report, None
     logger.info("SFT data saved to %s", entry)
-    return _load_entry(entry)
+    saved = _load_entry(entry)
+    if saved is None:  # removed or damaged between the save and the load: train on the rows built here
+        return dataset, report, None
+    return *saved, entry
+
+
+def _broadcast_entry(entry: Path | None) -> Path | None:
+    """Global rank 0's cache entry, on every rank of an initialised ``torch.distributed`` group of more than one
+    process; ``entry`` itself otherwise. ``accelerate`` sends it from the device ``torch.distributed`` needs (the
+    current CUDA device under NCCL, which the launch set up; the CPU under gloo)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return entry
+    from accelerate.utils import broadcast_object_list
+
+    shared = broadcast_object_list([None if entry is None else str(entry)], from_process=0)[0]
+    return None if shared is None else Path(shared)
+
+
+def build_sft_dataset_on_ranks(
+    args: SFTScriptArguments, tokenizer: PreTrainedTokenizerBase | None, training_args
+) -> tuple[Dataset, SFTDataReport]:
+    """:func:`build_sft_dataset` in every process of a launch (``training_args``: its ``TrainingArguments``), the
+    data converted once per cache folder.
+
+    Global rank 0 builds first (or finds its cache entry), while the others wait; the entry's path goes to every
+    rank. A rank that can read that entry (a cache folder shared by the nodes, or the same node) loads it, without
+    loading the sources again (a ``load_dataset`` per source, Hub calls included). The others (another node's local
+    disk, or no entry: cache off or not writable) build as :func:`build_sft_dataset` does, each node's local main
+    first, so the other ranks of that node find its entry. Only rank 0 measures the thinking lengths when it builds
+    for itself (it alone prints and saves the report); a cache entry always carries them. In a single process this
+    is :func:`build_sft_dataset`.
+    """
+    cache_dir = data_cache_dir(args)
+    rank = training_args.process_index
+    result, entry, error = None, None, None
+    with training_args.main_process_first(local=False, desc="SFT data"):
+        if rank == 0:
+            try:
+                dataset, report, entry = _build_or_load(args, tokenizer, True, cache_dir)
+                result = dataset, report
+            except Exception as err:  # raised below, once every rank has passed the broadcast
+                error = err
+    entry = _broadcast_entry(entry)
+    with training_args.main_process_first(local=True, desc="SFT data"):
+        if error is not None:  # rank 0, a local main: leaving releases the ranks that wait (they meet it too)
+            raise error
+        if result is None and entry is not None and (entry / "report.json").is_file():
+            result = _load_entry(entry)
+            if result is not None:
+                logger.info("SFT data of rank 0 loaded from %s", entry)
+        if result is None:
+            result = build_sft_dataset(args, tokenizer, measure_lengths=False, cache_dir=cache_dir)
+    return result

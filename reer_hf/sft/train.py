@@ -22,7 +22,7 @@ from reer_hf.core.cards import render_model_card
 from reer_hf.core.models import DEMO_ALIASES, TEMPLATES_DIR, resolve_model
 from reer_hf.core.paper import COLUMN_NAMES, PAPER_ABLATIONS
 from reer_hf.sft.config import SFTScriptArguments
-from reer_hf.sft.data import build_sft_dataset, data_cache_dir
+from reer_hf.sft.data import build_sft_dataset_on_ranks
 from reer_hf.sft.report import SFTDataReport
 
 logger = logging.getLogger(__name__)
@@ -228,15 +228,9 @@ def run_sft(script_args: SFTScriptArguments, training_args, model_args) -> dict:
     training_args.chat_template_path = resolve_chat_template_path(training_args.chat_template_path)
     model_path = resolve_model(model_args.model_name_or_path)
     tokenizer = load_sft_tokenizer(model_path, training_args, model_args)
-    # The main process builds the data (and saves it to the data cache) first; the other ranks then load that copy.
-    # Rank 0 alone writes the report, so only it measures the thinking lengths when it builds for itself.
-    with training_args.main_process_first(desc="SFT data"):
-        dataset, report = build_sft_dataset(
-            script_args,
-            tokenizer,
-            measure_lengths=training_args.process_index == 0,
-            cache_dir=data_cache_dir(script_args),
-        )
+    # Global rank 0 builds the data (and saves it to the data cache) first; the other ranks load that copy, or build
+    # their own when they cannot read it (each node's local main first). See build_sft_dataset_on_ranks.
+    dataset, report = build_sft_dataset_on_ranks(script_args, tokenizer, training_args)
 
     if script_args.dry_run:
         if training_args.process_index == 0:

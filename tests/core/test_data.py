@@ -110,3 +110,19 @@ def test_hub_id(tmp_path, monkeypatch):
     assert hub_id("acme/pairs") == "acme/pairs"
     for ref in (None, "", "local/dir", "acme/pairs.parquet", "acme/pairs.csv", "./x", "../x", "a/b/c", "pairs"):
         assert hub_id(ref) is None, ref
+
+
+def test_a_config_the_source_cannot_use_is_refused(tmp_path):
+    """A single file, an hf:// file path and the bundled demo have no configs: naming one fails instead of being
+    ignored."""
+    from reer_hf.core.data import DEMO_DATASET, load_pairs, load_table
+
+    single = tmp_path / "pairs.jsonl"
+    single.write_text('{"query": "q", "answer": "a"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="config"):
+        load_table(str(single), config="default")
+    with pytest.raises(ValueError, match="config"):
+        load_table("hf://datasets/m-a-p/DeepWriting-20K/deepwriting20k.parquet", config="default")
+    with pytest.raises(ValueError, match="config"):
+        load_pairs(DEMO_DATASET, config="default")
+    assert load_table(str(single))["query"] == ["q"]

@@ -304,3 +304,43 @@ def test_a_damaged_entry_is_rebuilt_around(monkeypatch, tmp_path, caplog):
     again, report = build_sft_dataset(args, cache_dir=cache)
     assert len(builds) == 1 and list(again["messages"]) == list(first["messages"]) and report.steps[-1]["after"] == 8
     assert f"Ignoring the damaged SFT data cache {entry}" in caplog.text
+
+
+def test_every_option_is_hashed_or_declared_not_to_shape_the_data(tmp_path):
+    """A new field of SFTScriptArguments must join DATA_OPTIONS (the cache key) or SCRIPT_OPTIONS (left out)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(SFTScriptArguments)}
+    assert not sft_data.DATA_OPTIONS & sft_data.SCRIPT_OPTIONS
+    assert fields - sft_data.DATA_OPTIONS - sft_data.SCRIPT_OPTIONS == set(), "classify the new options"
+    assert (sft_data.DATA_OPTIONS | sft_data.SCRIPT_OPTIONS) - fields == set(), "drop the removed options"
+    source = file_dataset(tmp_path, "dw", deepwriting_rows())
+    path = tmp_path / "dw.jsonl"
+
+    def key(**kwargs):
+        return sft_data.data_cache_key(args_for(path, **kwargs), None, (source, None))[0]
+
+    script = dict(dry_run=True, reer_model_license="mit", reer_project_url="https://x", reer_data_cache_dir="/d")
+    assert key() == key(**script) and key() != key(reer_seed=7)
+
+
+def test_a_second_save_of_the_same_key_keeps_the_first(tmp_path):
+    """Two processes that built the same data: the later rename fails on the published entry, which stays intact."""
+    args = args_for(write_jsonl(tmp_path / "dw.jsonl", deepwriting_rows()))
+    cache = tmp_path / "cache"
+    first, report = build_sft_dataset(args, cache_dir=cache)
+    entry = next(cache.iterdir())
+    before = {p.relative_to(entry): p.read_bytes() for p in entry.rglob("*") if p.is_file()}
+    other, other_report = build_sft_dataset(args_for(args.dataset_name, reer_max_rows=2))
+    assert sft_data._save_entry(entry, other, other_report, {"key": "same"})
+    assert {p.relative_to(entry): p.read_bytes() for p in entry.rglob("*") if p.is_file()} == before
+    assert [p.name for p in cache.iterdir()] == [entry.name]  # no temporary folder left behind
+    again, again_report = build_sft_dataset(args, cache_dir=cache)
+    assert list(again["messages"]) == list(first["messages"]) and again_report.state() == report.state()
+
+
+def test_an_entry_gone_after_its_save_leaves_the_rows_built(monkeypatch, tmp_path):
+    monkeypatch.setattr(sft_data, "_load_entry", lambda entry: None)  # removed by another process meanwhile
+    args = args_for(write_jsonl(tmp_path / "dw.jsonl", deepwriting_rows()))
+    ds, report = build_sft_dataset(args, cache_dir=tmp_path / "cache")
+    assert len(ds) == 8 and report.steps[-1]["after"] == 8
