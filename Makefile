@@ -1,7 +1,7 @@
 # Developer shortcuts; every target is a plain command you can also run by hand.
-.PHONY: style quality test test-fast demo sft-demo eval-demo bench gpu-check
+.PHONY: style quality test test-fast demo sft-demo eval-demo bench options gpu-check
 
-CODE := reer_hf recipes tests benchmarks
+CODE := reer_hf recipes tests benchmarks scripts/option_tables.py
 
 style:
 	ruff format $(CODE)
@@ -14,23 +14,30 @@ quality:
 test:
 	python -m pytest
 
+# -m replaces pyproject's -m 'not gpu and not hub', so a selection keeps it.
 test-fast:
 	python -m pytest -m "not slow and not gpu and not hub"
 
 demo:
 	python recipes/synthesize.py --config recipes/demo/synthesize.yaml
 
-# After `make demo`: the DeepWriter SFT recipe on its output (CPU, about 2 minutes on 2 cores).
+# After `make demo`: the DeepWriter SFT recipe on its output (CPU, about 3 minutes on 2 cores).
 sft-demo:
 	python recipes/sft.py --config recipes/demo/sft.yaml
 
-# The demo model on 10 LongBench-Write prompts, length score only (CPU, about 1.5 minutes on 2 cores).
+# The demo model on 10 LongBench-Write prompts, length score only (CPU, about 4.5 minutes on 2 cores).
 eval-demo:
-	python recipes/evaluate.py --config recipes/demo/evaluate.yaml
+	python recipes/eval.py --config recipes/demo/eval.yaml
 
+# The scorer against the naive way; figures and the other benchmark in benchmarks/README.md.
 bench:
 	python benchmarks/bench_scorer.py --quick
 
-# On a machine with a CUDA GPU: installs the GPU extras, runs the gpu-marked tests and the GPU benchmarks.
+# Rewrite the option tables of recipes/README.md from the dataclasses (a test fails when they are stale).
+options:
+	python scripts/option_tables.py
+
+# On a machine with a CUDA GPU: installs the GPU extras, runs the gpu-marked tests and the GPU benchmarks (the scorer,
+# also at Qwen3-8B size, and SFT tokens/s, MFU and peak memory of config_full against config_full_fast); about 10 minutes.
 gpu-check:
 	bash scripts/gpu_check.sh

@@ -10,7 +10,7 @@ Modes, same model and dtype:
 - scorer without prefix reuse; scorer with every option (prefix reuse across candidates and steps). Both scorer
   modes compile the model's elementwise blocks (``scorer_compile``; ``--no_compile`` runs them eagerly), so
   ``prefix_reuse_speedup`` measures reuse alone.
-The last line of output is one JSON object. ``--quick`` keeps a 2-core CPU run under 3 minutes; ``--repeats 3``
+The last line of output is one JSON object. ``--quick`` takes about 8 minutes on 2 CPU cores in fp32; ``--repeats 3``
 times each step three times per mode (interleaved, carried caches restored) and keeps the fastest, since timings on a
 shared CPU vary up to 2.5x from one second to the next.
 
@@ -204,7 +204,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--max_step", type=int, default=10, help="segments rewritten per pass (paper: 10)")
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--token_budget", type=int, default=ScorerConfig.scorer_token_budget)
-    parser.add_argument("--quick", action="store_true", help="2 pairs, a full pass: under 3 minutes on 2 CPU cores")
+    parser.add_argument("--quick", action="store_true", help="2 pairs, a full pass: about 8 minutes on 2 CPU cores")
     parser.add_argument(
         "--fp32_check_rows", type=int, default=6, help="rows re-scored in fp32 for the exactness check"
     )

@@ -8,7 +8,7 @@ Same model, dtype, pairs, budgets and seeds in one process, modes interleaved:
 Sampling differs between the modes (batch composition changes the random draws), so the comparison is throughput:
 rows/s, generated tokens/s and the time split. The last line of output is one JSON object.
 
-    python benchmarks/bench_search.py --quick                         # CPU, the demo model, ~4 minutes on 2 cores
+    python benchmarks/bench_search.py --quick                         # CPU, the demo model, ~7 minutes on 2 cores
     python benchmarks/bench_search.py --device cuda --rows 8 --max_new_tokens 512
 """
 

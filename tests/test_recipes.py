@@ -19,13 +19,13 @@ YAMLS = sorted(RECIPES.rglob("*.yaml"))
 
 STAGE_SCRIPTS = {
     "synthesis": "synthesize",
-    "evaluation": "evaluate",
-}  # stage folder -> script, where the noun and the verb differ
+    "evaluation": "eval",
+}  # stage folder -> script, where the two names differ
 
 
 def script_for(path: Path) -> Path:
-    """``recipes/<X>/<stage>/config_*.yaml`` and ``recipes/demo/<stage>.yaml`` belong to ``recipes/<stage>.py``
-    (``synthesis/`` to ``synthesize.py``)."""
+    """``recipes/<X>/<stage>/config_*.yaml`` belongs to the script of its stage (``synthesis/`` to ``synthesize.py``,
+    ``evaluation/`` to ``eval.py``), ``recipes/demo/<script>.yaml`` to ``recipes/<script>.py``."""
     stage = path.parent.name if path.stem.startswith("config") else path.stem
     return RECIPES / f"{STAGE_SCRIPTS.get(stage, stage)}.py"
 
@@ -93,14 +93,14 @@ def test_score_recipe_cli(tiny_llama_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_recipe_cli(tiny_llama_dir, tmp_path):
+def test_eval_recipe_cli(tiny_llama_dir, tmp_path):
     """The evaluation demo's command line on the tiny model: LongBench-Write from the bundled data, no judge."""
     out = tmp_path / "eval"
     cmd = [
         sys.executable,
-        str(RECIPES / "evaluate.py"),
+        str(RECIPES / "eval.py"),
         "--config",
-        str(RECIPES / "demo" / "evaluate.yaml"),
+        str(RECIPES / "demo" / "eval.yaml"),
         "--generator_model",
         str(tiny_llama_dir),
         "--generator_dtype",

@@ -1,4 +1,4 @@
-"""Options of ``recipes/evaluate.py``: what is evaluated, how the model under evaluation generates, where it writes
+"""Options of ``recipes/eval.py``: what is evaluated, how the model under evaluation generates, where it writes
 (:class:`EvaluationScriptArguments`), and the judge model and how it is called (:class:`JudgeConfig`)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ REASONING = "reasoning"
 
 @dataclass
 class EvaluationScriptArguments:
-    """What ``recipes/evaluate.py`` evaluates, how it generates, and where it writes. The model under evaluation is
+    """What ``recipes/eval.py`` evaluates, how it generates, and where it writes. The model under evaluation is
     the ``generator_*`` model (transformers, vLLM or an OpenAI-compatible server); the judge is ``judge_*``."""
 
     benchmarks: list[str] = field(

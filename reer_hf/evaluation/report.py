@@ -301,7 +301,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / "report.json"
     if not path.is_file():
-        raise FileNotFoundError(f"No report at {path}: run recipes/evaluate.py with the report stage first")
+        raise FileNotFoundError(f"No report at {path}: run recipes/eval.py with the report stage first")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

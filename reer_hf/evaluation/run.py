@@ -1,4 +1,4 @@
-"""The evaluation run behind ``recipes/evaluate.py``: the stages generate, judge and report in sequence, each
+"""The evaluation run behind ``recipes/eval.py``: the stages generate, judge and report in sequence, each
 resumable, every benchmark looked up in the registry (:mod:`reer_hf.evaluation.benchmarks`).
 
 Layout of ``output_dir``::
@@ -228,7 +228,7 @@ def evaluate(
     ``gen_cfg``); it is called only when some item still needs generating."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise RuntimeError(
-            "recipes/evaluate.py runs as one process (its files are appended by one writer): spread a model over GPUs "
+            "recipes/eval.py runs as one process (its files are appended by one writer): spread a model over GPUs "
             "with generator_vllm_kwargs.tensor_parallel_size, or serve it with `vllm serve --data-parallel-size N` "
             "and use the openai backend"
         )

@@ -152,9 +152,18 @@ class SearchConfig:
         default_factory=lambda: list(PAPER_OPENERS_EN),
         metadata={"help": "Openers pre-filled after '<think>\\n' for English rows, drawn by the weights below."},
     )
-    search_opener_weights_en: list[float] = field(default_factory=lambda: list(PAPER_OPENER_WEIGHTS_EN))
-    search_openers_zh: list[str] = field(default_factory=lambda: list(PAPER_OPENERS_ZH))
-    search_opener_weights_zh: list[float] = field(default_factory=lambda: list(PAPER_OPENER_WEIGHTS_ZH))
+    search_opener_weights_en: list[float] = field(
+        default_factory=lambda: list(PAPER_OPENER_WEIGHTS_EN),
+        metadata={"help": "Draw weights of search_openers_en, one per opener (relative)."},
+    )
+    search_openers_zh: list[str] = field(
+        default_factory=lambda: list(PAPER_OPENERS_ZH),
+        metadata={"help": "Openers pre-filled after '<think>\\n' for Chinese rows, drawn by the weights below."},
+    )
+    search_opener_weights_zh: list[float] = field(
+        default_factory=lambda: list(PAPER_OPENER_WEIGHTS_ZH),
+        metadata={"help": "Draw weights of search_openers_zh, one per opener (relative)."},
+    )
     search_initial_prompt: str = field(
         default="initial", metadata={"help": "Prompt of the initial thinking (name in reer_hf/prompts or a path)."}
     )

@@ -51,7 +51,7 @@ def test_every_registered_benchmark_has_the_required_parts(name):
     assert not type(bench).__abstractmethods__
     assert isinstance(bench.sampling, SamplingDefaults) and bench.sampling.max_new_tokens > 0
     assert bench.sampling.temperature >= 0 and 0 < bench.sampling.top_p <= 1
-    assert set(bench.item_options) <= OPTIONS, "item options must be options of recipes/evaluate.py"
+    assert set(bench.item_options) <= OPTIONS, "item options must be options of recipes/eval.py"
     assert bench.columns and set(bench.judge_free_columns) <= set(bench.columns)
     assert template_source(bench.template)  # its judge prompt ships with the package
     assert bench.cells({}) == dict.fromkeys(bench.columns)  # nothing computed: every cell empty, none missing

@@ -1,12 +1,12 @@
 """Evaluate a model on LongBench-Write, HelloBench and WritingBench, in the paper's table (arXiv 2509.06160).
 
-Usage (the demo: the built-in demo model on 10 LongBench-Write prompts, the length score only; CPU, a few minutes):
-    python recipes/evaluate.py --config recipes/demo/evaluate.yaml --benchmark_data /path/to/benchmarks
+Usage (the demo: the built-in demo model on 10 LongBench-Write prompts, the length score only; CPU, about 4.5 minutes):
+    python recipes/eval.py --config recipes/demo/eval.yaml
 
 DeepWriter-8B with vLLM on one GPU, judged by a model behind any OpenAI-compatible endpoint (here on four others;
 or a hosted API: --judge_base_url, OPENAI_API_KEY):
     CUDA_VISIBLE_DEVICES=0,1,2,3 vllm serve Qwen/Qwen2.5-72B-Instruct --tensor-parallel-size 4 --port 8001 &
-    CUDA_VISIBLE_DEVICES=4 python recipes/evaluate.py --config recipes/DeepWriter-8B/evaluation/config_full.yaml
+    CUDA_VISIBLE_DEVICES=4 python recipes/eval.py --config recipes/DeepWriter-8B/evaluation/config_full.yaml
 
 It runs as one process (not under accelerate launch); the vLLM engine takes the model over several GPUs with
 generator_vllm_kwargs.tensor_parallel_size. On GPUs shared with the judge, run --stages generate first, then
@@ -20,16 +20,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-from pathlib import Path
 
-# Python puts this script's folder first on sys.path, where this file would shadow the `evaluate` library.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-from reer_hf.core.parser import RecipeParser  # noqa: E402
-from reer_hf.evaluation.config import EvaluationScriptArguments, JudgeConfig  # noqa: E402
-from reer_hf.evaluation.run import evaluate  # noqa: E402
-from reer_hf.synthesis.config import GeneratorConfig  # noqa: E402
+from reer_hf.core.parser import RecipeParser
+from reer_hf.evaluation.config import EvaluationScriptArguments, JudgeConfig
+from reer_hf.evaluation.run import evaluate
+from reer_hf.synthesis.config import GeneratorConfig
 
 
 def make_parser() -> RecipeParser:
