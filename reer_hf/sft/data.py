@@ -108,16 +108,9 @@ SCRIPT_OPTIONS = frozenset(
         "ignore_bias_buffers",
     }
 )
-#: The modules whose code decides the rows: a change to any of them voids the cached data.
-_CONVERSION_MODULES = (
-    "reer_hf.sft.data",
-    "reer_hf.sft.trajectories",
-    "reer_hf.sft.mixture",
-    "reer_hf.sft.report",
-    "reer_hf.core.formats",
-    "reer_hf.core.text",
-    "reer_hf.core.reflection",
-)
+#: The package folders whose files decide the rows (the conversion code, the shared core it builds on, the prompts a
+#: user template may name): any change there voids the cached data, so a module added later is covered too.
+_CONVERSION_FOLDERS = ("sft", "core", "prompts")
 
 
 def _remove_reflections_batch(batch: dict) -> dict:
@@ -305,11 +298,13 @@ def data_cache_dir(args: SFTScriptArguments) -> Path | None:
 
 
 def _code_digest() -> str:
-    import importlib
-
+    package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for name in _CONVERSION_MODULES:
-        digest.update(Path(importlib.import_module(name).__file__).read_bytes())
+    for folder in _CONVERSION_FOLDERS:
+        for path in sorted((package / folder).glob("*.*")):
+            if path.suffix in (".py", ".md", ".jinja"):
+                digest.update(f"{folder}/{path.name}\0".encode())
+                digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

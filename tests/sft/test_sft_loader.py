@@ -344,3 +344,26 @@ def test_an_entry_gone_after_its_save_leaves_the_rows_built(monkeypatch, tmp_pat
     args = args_for(write_jsonl(tmp_path / "dw.jsonl", deepwriting_rows()))
     ds, report = build_sft_dataset(args, cache_dir=tmp_path / "cache")
     assert len(ds) == 8 and report.steps[-1]["after"] == 8
+
+
+def test_the_cache_key_covers_every_module_the_conversion_imports():
+    """The cache's code digest reads whole package folders: every reer_hf module that building the SFT data imports
+    must live in one of them, or a change to it would leave stale cached data."""
+    import subprocess
+    import sys
+
+    from reer_hf.sft.data import _CONVERSION_FOLDERS
+
+    listing = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, reer_hf.sft.data, reer_hf.sft.config; "
+            "print('\\n'.join(m for m in sys.modules if m.startswith('reer_hf.')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    outside = [m for m in listing if m.split(".")[1] not in _CONVERSION_FOLDERS]
+    assert "reer_hf.core.data" in listing and not outside, outside
