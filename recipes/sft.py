@@ -22,40 +22,16 @@ from __future__ import annotations
 import logging
 import sys
 
-import datasets
-import transformers
 from trl import ModelConfig, SFTConfig, TrlParser
 
 from reer_hf.sft.config import SFTScriptArguments
-from reer_hf.sft.train import recipe_path_from_argv, run_sft
+from reer_hf.sft.train import recipe_path_from_argv, run_sft, setup_logging
 
 logger = logging.getLogger(__name__)
 
 
 def make_parser() -> TrlParser:
     return TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
-
-
-def setup_logging(training_args: SFTConfig) -> int:
-    """One log level per process, as the transformers examples and open-r1 set it: ``log_level`` on the main process
-    (INFO when left ``passive``), ``log_level_replica`` (warnings) on the other ranks, so that 8 or 64 processes do not
-    each print every data step and trainer message. Returns the level, applied to this script's, the package's,
-    TRL's, ``transformers``' and ``datasets``' loggers."""
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    if training_args.should_log:
-        transformers.utils.logging.set_verbosity_info()  # what a `passive` log_level resolves to on the main process
-    level = training_args.get_process_log_level()
-    for name in (__name__, "reer_hf", "trl"):
-        logging.getLogger(name).setLevel(level)
-    datasets.utils.logging.set_verbosity(level)
-    transformers.utils.logging.set_verbosity(level)
-    transformers.utils.logging.enable_default_handler()
-    transformers.utils.logging.enable_explicit_format()
-    return level
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> dict:

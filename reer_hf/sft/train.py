@@ -217,6 +217,31 @@ def card_base_model(ref: str) -> str:
     return DEMO_BASE_MODEL if ref in DEMO_ALIASES else ref
 
 
+def setup_logging(training_args) -> int:
+    """One log level per process, as the transformers examples and open-r1 set it: ``log_level`` on the main process
+    (INFO when left ``passive``), ``log_level_replica`` (warnings) on the other ranks, so that 8 or 64 processes do not
+    each print every data step and trainer message. Returns the level, applied to the running script's, the package's,
+    TRL's, ``transformers``' and ``datasets``' loggers."""
+    import datasets
+    import transformers
+
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    if training_args.should_log:
+        transformers.utils.logging.set_verbosity_info()  # what a `passive` log_level resolves to on the main process
+    level = training_args.get_process_log_level()
+    for name in ("__main__", "reer_hf", "trl"):
+        logging.getLogger(name).setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+    return level
+
+
 def run_sft(script_args: SFTScriptArguments, training_args, model_args) -> dict:
     """Build the data and train (or, with ``dry_run``, print the data report); returns the train metrics or the
     report."""

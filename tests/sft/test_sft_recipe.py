@@ -261,7 +261,7 @@ def restore_log_levels():
     import datasets
     import transformers
 
-    names = ("recipe_sft", "reer_hf", "trl")
+    names = ("__main__", "reer_hf", "trl")
     saved = [logging.getLogger(n).level for n in names]
     verbosity = transformers.utils.logging.get_verbosity(), datasets.utils.logging.get_verbosity()
     yield
