@@ -18,13 +18,15 @@ from reer_hf.core.segment import MIN_SEGMENT_CHARS
 
 @dataclass
 class GeneratorConfig:
-    """The generator LLM that writes initial trajectories and segment rewrites (the paper's search)."""
+    """The generator LLM: in a synthesis run it writes initial trajectories and segment rewrites (the paper's search);
+    in an evaluation it is the model under evaluation."""
 
     generator_model: str = field(
         default=DEMO_MODEL,
         metadata={
             "help": f"Generator model: a Hub id, a local path or {DEMO_MODEL!r} (transformers, vllm), or the model "
-            "name the server knows (openai). The paper uses Qwen2.5-32B-Instruct."
+            "name the server knows (openai). recipes/synthesize.py: the LLM that writes the trajectories; "
+            "recipes/eval.py: the model under evaluation."
         },
     )
     generator_backend: Literal["transformers", "vllm", "openai"] = field(
@@ -82,16 +84,18 @@ class GeneratorConfig:
         default=True,
         metadata={
             "resume_safe": True,
-            "help": "openai: before searching, GET {generator_base_url}/models and check that generator_model is "
-            "served, failing at once otherwise; false for servers without /models.",
+            "help": "openai: before the first request (of the search, or of the evaluation's generate stage), GET "
+            "{generator_base_url}/models and check that generator_model is served, failing at once otherwise; false "
+            "for servers without /models.",
         },
     )
     generator_outage_consecutive: int = field(
         default=3,
         metadata={
             "resume_safe": True,
-            "help": "Stop the run as a generator outage once this many pieces in a row failed on requests that got "
-            "no usable reply after their retries (the pieces done are kept); 0: never.",
+            "help": "Stop the run as a generator outage once this many pieces (in an evaluation: generation calls of "
+            "save_every items) in a row failed on requests that got no usable reply after their retries (what is "
+            "written is kept); 0: never.",
         },
     )
     generator_outage_share: float = field(
@@ -99,11 +103,15 @@ class GeneratorConfig:
         metadata={
             "resume_safe": True,
             "help": "Stop the run as a generator outage once more than this share of the last "
-            "generator_outage_window pieces failed; 1.0: never.",
+            "generator_outage_window pieces (generation calls) failed; 1.0: never.",
         },
     )
     generator_outage_window: int = field(
-        default=10, metadata={"resume_safe": True, "help": "Pieces over which generator_outage_share is measured."}
+        default=10,
+        metadata={
+            "resume_safe": True,
+            "help": "Pieces (generation calls) over which generator_outage_share is measured.",
+        },
     )
 
     def __post_init__(self):
@@ -208,19 +216,30 @@ class SearchConfig:
         default=MIN_SEGMENT_CHARS, metadata={"help": "Thinking segments shorter than this merge into the next one."}
     )
     search_seed: int = field(default=42, metadata={"help": "Seed of openers and sampling (per map batch and step)."})
+    search_acceptance: Literal["same_pass", "official"] = field(
+        default="same_pass",
+        metadata={
+            "help": "What a rewrite's score is compared with. same_pass: the current trajectory re-scored in the "
+            "same pass as its candidates, so a gain compares numbers computed alike. official: the official code's "
+            "rule, the score kept from the pass that scored the current trajectory, with no margin unless "
+            "search_min_gain is a number, so the kept scores never rise."
+        },
+    )
     search_min_gain: str = field(
         default="auto",
         metadata={
-            "help": "How much a rewrite must lower the score to be accepted, the current trajectory and its "
-            "candidates scored in the same pass. auto: the scorer's measured numeric noise (its run dtype against "
-            "fp32 on search_noise_rows rows; 0 in fp32); 0: any improvement (the official code); or a number."
+            "help": "How much a rewrite must lower the score (against what search_acceptance says) to be accepted. "
+            "auto: the scorer's measured numeric noise under same_pass (its run dtype against fp32 on "
+            "search_noise_rows rows; 0 in fp32; a run whose floor cannot be measured, such as a vLLM scorer's, "
+            "stops and asks for a number), none under official; 0: any improvement; or a number."
         },
     )
     search_noise_rows: int = field(
         default=8,
         metadata={
             "help": "Rows (the first of the data) the scorer's noise floor is measured on before the search, with "
-            "an fp32 copy of the scorer model; 0: not measured (then auto accepts any improvement)."
+            "an fp32 copy of the scorer model, once per run by the main process; only for search_min_gain auto "
+            "under same_pass acceptance, which needs at least 1."
         },
     )
     search_num_rollouts: int = field(
@@ -248,6 +267,11 @@ class SearchConfig:
                 raise ValueError(f"search_min_gain must be auto or a number >= 0, got {self.search_min_gain!r}")
         if self.search_noise_rows < 0:
             raise ValueError("search_noise_rows must be >= 0")
+        if self.measures_noise and not self.search_noise_rows:
+            raise ValueError(
+                "search_min_gain auto measures the scorer's noise floor on search_noise_rows rows, which is 0: set "
+                "search_noise_rows >= 1, or search_min_gain to a number (0: any improvement)"
+            )
         if self.search_num_rollouts < 1:
             raise ValueError(f"search_num_rollouts must be >= 1, got {self.search_num_rollouts}")
         if self.search_num_expansion < 1 or self.search_max_step < 0:
@@ -262,6 +286,11 @@ class SearchConfig:
     @property
     def edit_max_new_tokens(self) -> int:
         return self.search_edit_max_new_tokens or self.search_max_new_tokens
+
+    @property
+    def measures_noise(self) -> bool:
+        """Whether the margin is the measured noise floor (``auto`` with same-pass acceptance)."""
+        return self.search_min_gain == "auto" and self.search_acceptance == "same_pass"
 
 
 @dataclass
@@ -404,6 +433,14 @@ class SynthesisScriptArguments:
         default=None,
         metadata={"resume_safe": True, "help": "Homepage of the code that made the data, linked from the card."},
     )
+    report_rows: int | None = field(
+        default=200,
+        metadata={
+            "resume_safe": True,
+            "help": "Rows shown one by one in report.html; a larger run shows a sample chosen by a stated rule "
+            "(largest gains, largest losses, each drop reason, random). None: every row.",
+        },
+    )
     push_to_hub: bool = field(
         default=False, metadata={"resume_safe": True, "help": "Push the kept rows, the card and the plot."}
     )
@@ -432,6 +469,8 @@ class SynthesisScriptArguments:
             self.dataset_data_files = [self.dataset_data_files]
         if self.map_batch_size < 1 or self.save_every < 1:
             raise ValueError("map_batch_size and save_every must be positive")
+        if self.report_rows is not None and self.report_rows < 1:
+            raise ValueError("report_rows must be positive (or None for every row)")
         check_assistant_format(self.messages_assistant_format, "messages_assistant_format")
         if self.push_to_hub and not self.hub_dataset_id:
             raise ValueError("push_to_hub needs hub_dataset_id (e.g. --hub_dataset_id me/my-reer-data)")

@@ -84,12 +84,18 @@ def clear_failures(pieces_dir: Path, name: str) -> None:
 
 class PieceFailures:
     """The pieces of this process that failed in this run, and the outage thresholds of the ``generator_*``
-    options: ``add`` raises :class:`GeneratorOutage` once they are passed, ``raise_if_any`` at the end of the run."""
+    options: ``add`` raises :class:`GeneratorOutage` once they are passed, ``raise_if_any`` at the end of the run.
 
-    def __init__(self, config: GeneratorConfig, where: str, pieces_dir: Path):
+    The evaluation's generate stage counts its generation calls the same way (``unit``, and ``resume``: how to go on
+    once the server answers)."""
+
+    def __init__(
+        self, config: GeneratorConfig, where: str, pieces_dir: Path, unit: str = "pieces", resume: str = RESUME
+    ):
         self.config = config
         self.where = where
         self.pieces_dir = pieces_dir
+        self.unit, self.resume = unit, resume
         self.failed: list[str] = []
         self.in_a_row = 0
         self.recent: deque[bool] = deque(maxlen=config.generator_outage_window)
@@ -109,17 +115,17 @@ class PieceFailures:
         share = sum(self.recent) / len(self.recent)
         limit = cfg.generator_outage_consecutive
         if limit and self.in_a_row >= limit:
-            why = f"{self.in_a_row} pieces in a row failed (generator_outage_consecutive={limit})"
+            why = f"{self.in_a_row} {self.unit} in a row failed (generator_outage_consecutive={limit})"
         elif window and share > cfg.generator_outage_share:
             why = (
-                f"{sum(self.recent)} of the last {len(self.recent)} pieces failed (generator_outage_share="
+                f"{sum(self.recent)} of the last {len(self.recent)} {self.unit} failed (generator_outage_share="
                 f"{cfg.generator_outage_share}, generator_outage_window={cfg.generator_outage_window})"
             )
         else:
             return
         raise GeneratorOutage(
-            f"Generator outage at {self.where}: {why}; the last error: {self.last_error}. The pieces written are "
-            f"kept in {self.pieces_dir}; once the server answers again, {RESUME}."
+            f"Generator outage at {self.where}: {why}; the last error: {self.last_error}. What is written is kept "
+            f"in {self.pieces_dir}; once the server answers again, {self.resume}."
         )
 
     def raise_if_any(self) -> None:

@@ -32,9 +32,14 @@ if TYPE_CHECKING:  # configs imports the model helpers (torch); the filters stay
 __all__ = [
     "FILTER_REASONS",
     "check_thinking",
+    "evidence",
+    "leak_evidence",
     "leaked_span",
     "pair_key",
+    "thinking_verdict",
+    "top_ngram",
     "top_ngram_share",
+    "unfinished_evidence",
 ]
 
 FILTER_REASONS = ("end_of_thinking", "repetition", "too_short", "too_long")
@@ -98,6 +103,33 @@ def repeated_ngram_share(text: str, n: int = 10, lang: str = "en") -> float:
     return 1.0 - len({tuple(seq[i : i + n]) for i in range(total)}) / total
 
 
+def top_ngram(text: str, n: int, lang: str = "en") -> tuple[str, int] | None:
+    """The most frequent n-gram of ``text`` (its units joined, ``zh`` without spaces) and how often it occurs;
+    ``None`` when ``text`` has fewer than ``n`` units. Ties go to the n-gram seen first."""
+    seq = units(text, lang)
+    if n < 1 or len(seq) < n:
+        return None
+    gram, count = Counter(tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)).most_common(1)[0]
+    return ("" if lang == "zh" else " ").join(gram), count
+
+
+def evidence(check: str, text: str | None = None, value: float | None = None, limit: float | None = None) -> dict:
+    """What a filter saw when it removed a row (the ``drop_evidence`` column), so a reader can judge the decision:
+    the ``check`` that decided, the ``text`` that shows it (a repeated n-gram, a leaked span, a reflection phrase, the
+    last words of an unfinished thinking), the measured ``value`` and the ``limit`` it crossed."""
+    return {"check": check, "text": text, "value": None if value is None else float(value), "limit": limit}
+
+
+def unfinished_evidence(thinking: str, n_tokens: int | None = None, max_tokens: int | None = None) -> dict:
+    """The evidence of a thinking cut by the token limit: its last words (where ``</think>`` should have come)."""
+    return evidence("unfinished", thinking[-240:], n_tokens, max_tokens)
+
+
+def leak_evidence(span: str, n: int, lang: str = "en") -> dict:
+    """The evidence of a leak: the copied span, its length in units and the shortest length that counts."""
+    return evidence("leak", span, len(units(span, lang)), 2 * n if lang == "zh" else n)
+
+
 def _normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
@@ -118,17 +150,34 @@ def check_thinking(thinking: str, finished: bool, lang: str, config: FilterConfi
     repeating an earlier one), ``"too_short"`` / ``"too_long"`` (``n_tokens`` outside
     ``config.filter_min_thinking_tokens`` / ``config.filter_max_thinking_tokens``, each skipped when ``None``).
     """
-    if config.filter_end_of_thinking and (
-        not finished or reflection_in_tail(thinking, config.filter_end_fraction, lang) is not None
-    ):
-        return "end_of_thinking"
-    if config.filter_repetition and (
-        top_ngram_share(thinking, config.filter_repetition_ngram, 3, lang) > config.filter_repetition_max
-        or repeated_ngram_share(thinking, config.filter_loop_ngram, lang) > config.filter_loop_max
-    ):
-        return "repetition"
-    if config.filter_min_thinking_tokens is not None and n_tokens < config.filter_min_thinking_tokens:
-        return "too_short"
-    if config.filter_max_thinking_tokens is not None and n_tokens > config.filter_max_thinking_tokens:
-        return "too_long"
+    verdict = thinking_verdict(thinking, finished, lang, config, n_tokens)
+    return verdict[0] if verdict else None
+
+
+def thinking_verdict(
+    thinking: str, finished: bool, lang: str, config: FilterConfig, n_tokens: int
+) -> tuple[str, dict] | None:
+    """:func:`check_thinking`'s reason with its :func:`evidence`, measured where the decision is taken."""
+    if config.filter_end_of_thinking:
+        if not finished:
+            return "end_of_thinking", unfinished_evidence(thinking)
+        phrase = reflection_in_tail(thinking, config.filter_end_fraction, lang)
+        if phrase is not None:
+            cut = len(thinking) - int(len(thinking) * config.filter_end_fraction)
+            where = thinking.find(phrase, cut) / max(len(thinking), 1)
+            return "end_of_thinking", evidence("reflection_in_tail", phrase, where, 1 - config.filter_end_fraction)
+    if config.filter_repetition:
+        share = top_ngram_share(thinking, config.filter_repetition_ngram, 3, lang)
+        if share > config.filter_repetition_max:
+            gram = top_ngram(thinking, config.filter_repetition_ngram, lang)
+            return "repetition", evidence("top_ngram_share", gram and gram[0], share, config.filter_repetition_max)
+        loop = repeated_ngram_share(thinking, config.filter_loop_ngram, lang)
+        if loop > config.filter_loop_max:
+            gram = top_ngram(thinking, config.filter_loop_ngram, lang)
+            return "repetition", evidence("loop_share", gram and gram[0], loop, config.filter_loop_max)
+    low, high = config.filter_min_thinking_tokens, config.filter_max_thinking_tokens
+    if low is not None and n_tokens < low:
+        return "too_short", evidence("thinking_tokens", None, n_tokens, low)
+    if high is not None and n_tokens > high:
+        return "too_long", evidence("thinking_tokens", None, n_tokens, high)
     return None

@@ -3,12 +3,13 @@ OpenAI-compatible server.
 
 Every backend takes chat requests whose assistant turn may be pre-filled (``"<think>\\n" + opener``,
 ``"<analyze>\\n"``) and returns, per request, ``n`` completions: the text after the pre-fill (without the stop string),
-its token count and why it ended. A failure of one request (a network error after the retries, a refused request, an
-unusable reply) becomes a completion with ``finish_reason="error"``, the message and its ``error_kind``, so one bad row
-never stops a batch and callers branch on the kind; a backend that cannot work at all (missing model, missing package)
-raises. A caller for whom a failure on the way to the server is no fact about the row (the synthesis run, whose data
-must not depend on the server's health) sets ``raise_on_transport``: such failures then raise
-:class:`GeneratorUnavailable` instead.
+its token count and why it ended (the types and the finish reasons are :mod:`~reer_hf.synthesis.completion`'s). A
+failure of one request (a network error after the retries, a refused request, an unusable reply, a completion the
+server ended itself, such as vLLM's ``abort``) becomes a completion with ``finish_reason="error"``, the message and its
+``error_kind``, so one bad row never stops a batch and callers branch on the kind; a backend that cannot work at all
+(missing model, missing package) raises. A caller for whom a failure on the way to the server is no fact about the
+row (the synthesis run, whose data must not depend on the server's health) sets ``raise_on_transport``: such failures
+then raise :class:`GeneratorUnavailable` instead.
 """
 
 from __future__ import annotations
@@ -20,80 +21,53 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import torch
 
-from reer_hf.core import endpoint as endpoints
 from reer_hf.core.endpoint import Endpoint, EndpointClient, EndpointError
 from reer_hf.core.models import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model
+from reer_hf.core.text import THINK_CLOSE, THINK_OPEN
+from reer_hf.synthesis.completion import (
+    ERROR_KINDS,
+    FINISH_ERROR,
+    FINISH_LENGTH,
+    FINISH_STOP,
+    TRANSPORT_KINDS,
+    Completion,
+    ErrorKind,
+    GeneratorUnavailable,
+    Request,
+    Sampling,
+    cut_at_stop,
+    finished,
+)
 from reer_hf.synthesis.config import GeneratorConfig
 
-FINISH_STOP = "stop"  # end of sequence or a stop string
-FINISH_LENGTH = "length"  # the new-token limit
-FINISH_ERROR = "error"
+__all__ = [  # the types of completion.py too, so callers import every generator name from here
+    "ERROR_KINDS",
+    "FINISH_ERROR",
+    "FINISH_LENGTH",
+    "FINISH_STOP",
+    "TRANSPORT_KINDS",
+    "Completion",
+    "EndpointGenerator",
+    "ErrorKind",
+    "Generator",
+    "GeneratorUnavailable",
+    "OpenAIGenerator",
+    "Request",
+    "Sampling",
+    "TransformersGenerator",
+    "VLLMGenerator",
+    "build_generator",
+    "cut_at_stop",
+    "generator_endpoint",
+    "render_prompt",
+]
 
-#: Why a completion failed: the endpoint kinds (``network``: no answer after the retries; ``http``: a refused request;
-#: ``parse``: an answer that is not a usable reply, :data:`reer_hf.core.endpoint.ERROR_KINDS`), and ``context``: the
-#: prompt leaves no room to generate in the model's context (vLLM).
-ErrorKind = Literal["network", "http", "parse", "context"]
-ERROR_KINDS: tuple[ErrorKind, ...] = (*endpoints.ERROR_KINDS, "context")
-#: The kinds that say nothing about the request's content: the server was unreachable, refused the call for a reason of
-#: its own (a 5xx, a bad key, an unknown model) or sent no usable reply. ``context`` is the model's: the prompt is too
-#: long for it, which asking again cannot change.
-TRANSPORT_KINDS: frozenset[str] = frozenset(endpoints.ERROR_KINDS)
 #: How servers word a prompt too long for the model (vLLM, SGLang, OpenAI), in a 400/413/422 reply.
 CONTEXT_REJECTION = re.compile(r"context (length|window|size)|too long|longer than|reduce the length", re.I)
-
-
-class GeneratorUnavailable(RuntimeError):
-    """Requests that failed on the way to or from the generator (:data:`TRANSPORT_KINDS`) after their retries."""
-
-    def __init__(self, where: str, failed: int, total: int, error: str):
-        super().__init__(f"{failed} of {total} generator requests to {where} failed; the last error: {error}")
-        self.where, self.failed, self.total, self.error = where, failed, total, error
-
-
-@dataclass
-class Request:
-    """One chat prompt; ``prefill`` starts the assistant turn and the model continues it."""
-
-    messages: list[dict[str, str]]
-    prefill: str = ""
-
-
-@dataclass
-class Sampling:
-    n: int = 1
-    temperature: float = 0.8
-    top_p: float = 0.85
-    top_k: int | None = None  # None: off (the search's setting); WritingBench samples with top_k=20
-    max_new_tokens: int = 8000
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
-    repetition_penalty: float = 1.0  # 1.0: off (the paper's setting); small models loop without it
-
-
-@dataclass
-class Completion:
-    """The continuation of the pre-fill; ``text`` excludes the pre-fill and the stop string."""
-
-    text: str
-    n_tokens: int
-    finish_reason: str
-    error: str | None = None
-    error_kind: ErrorKind | None = None  # one of ERROR_KINDS when finish_reason is "error", else None
-
-    @classmethod
-    def failed(cls, error: str, kind: ErrorKind) -> Completion:
-        return cls(text="", n_tokens=0, finish_reason=FINISH_ERROR, error=error, error_kind=kind)
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """``text`` up to its first stop string, and whether one was found."""
-    cuts = [text.find(s) for s in stop if s and s in text]
-    return (text[: min(cuts)], True) if cuts else (text, False)
 
 
 class Generator(ABC):
@@ -236,11 +210,6 @@ class TransformersGenerator(Generator):
         return expanded, cache
 
 
-def _finish(reason: Any) -> str:
-    """Servers and vLLM say ``stop``, ``length``, ``abort``, ``tool_calls``, ...; only ``length`` means truncated."""
-    return FINISH_LENGTH if reason == FINISH_LENGTH else FINISH_STOP
-
-
 def _split_tokens(total: int, texts: Sequence[str]) -> list[int]:
     """Share a call's ``usage.completion_tokens`` among its choices in proportion to their lengths in characters.
 
@@ -365,7 +334,7 @@ class EndpointGenerator(Generator):
                 # a server run with a reasoning parser returns the thinking apart: put it back where the model wrote it
                 reasoning = message.get("reasoning_content") or message.get("reasoning") if text is not None else None
                 if isinstance(reasoning, str) and reasoning.strip():
-                    text = f"<think>\n{reasoning.strip()}\n</think>\n\n{text}"
+                    text = f"{THINK_OPEN}\n{reasoning.strip()}\n{THINK_CLOSE}\n\n{text}"
             else:
                 text = choice.get("text")
             if 0 <= i < sampling.n and isinstance(text, str):
@@ -383,8 +352,7 @@ class EndpointGenerator(Generator):
                 out.append(Completion.failed(error, "parse"))
                 continue
             text, stopped = cut_at_stop(texts[i], sampling.stop)  # for servers that ignore `stop`
-            reason = FINISH_STOP if stopped else _finish(by_index[i].get("finish_reason"))
-            out.append(Completion(text, counts[i], reason))
+            out.append(finished(text, counts[i], FINISH_STOP if stopped else by_index[i].get("finish_reason")))
         return out
 
 
@@ -466,8 +434,8 @@ class VLLMGenerator(Generator):
                     continue
                 sample = output.outputs[j]
                 text, stopped = cut_at_stop(sample.text, sampling.stop)
-                reason = FINISH_STOP if stopped else _finish(sample.finish_reason)
-                completions.append(Completion(text, len(sample.token_ids), reason))
+                reason = FINISH_STOP if stopped else sample.finish_reason
+                completions.append(finished(text, len(sample.token_ids), reason))
             results.append(completions)
         return results
 

@@ -16,6 +16,7 @@ from reer_hf.core.cards import LICENSE_FILE, render_dataset_card, render_license
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.synthesis.config import GeneratorConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.plots import plot_scores
+from reer_hf.synthesis.report import REPORT_FILE, write_report
 from reer_hf.synthesis.trajectory import STATUS_OK
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: The run's files that travel with its config in the Hub repo (``<config>/<name>``).
-RUN_FILES = ("summary.json", "scores.png")
+RUN_FILES = ("summary.json", "scores.png", REPORT_FILE)
 
 
 def _quantiles(values: list[float]) -> dict:
@@ -155,8 +156,8 @@ def config_name(search_cfg: SearchConfig, scorer_cfg: ScorerConfig, gen_cfg: Gen
 
 
 def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments, out: Path) -> Path | None:
-    """The dataset (save_to_disk and parquet), the summary JSON, the plot, the dataset card, and the local image of
-    the Hub repo (``out/hub``, which ``--push_to_hub`` uploads as it is); returns that folder."""
+    """The dataset (save_to_disk and parquet), the summary JSON, the plot, the report, the dataset card, and the local
+    image of the Hub repo (``out/hub``, which ``--push_to_hub`` uploads as it is); returns that folder."""
     out.mkdir(parents=True, exist_ok=True)
     if ds is not None:
         if (out / "dataset").exists():
@@ -166,6 +167,11 @@ def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     if ds is not None and len(ds):
         plot_scores(ds, out / "scores.png")
+    if ds is not None:
+        report = write_report(ds, summary, config, out / REPORT_FILE, args.report_rows, source="this run")
+        logger.info(
+            "Report: %s (%d of %d rows, %.1f s)", report["path"], report["shown"], report["rows"], report["seconds"]
+        )
     card = render_dataset_card(summary, config, args)
     card.save(str(out / "README.md"))
     if ds is None:
@@ -177,7 +183,7 @@ def hub_folder(ds, out: Path, config_name: str, card, license_notice: str | None
     """The local image of the Hub dataset repo, which ``push_dataset`` uploads as it is: the card (its ``configs``
     name this config, so ``load_dataset(folder, config_name)`` works), ``LICENSE.md`` when the card links one, the
     kept rows as ``<config>/train-00000-of-00001.parquet`` (where ``Dataset.push_to_hub`` puts them) and the run's
-    summary and plot next to them."""
+    summary, plot and report next to them."""
     folder = out / "hub"
     if folder.exists():  # only this run's config: a stale one would be uploaded too
         shutil.rmtree(folder)
@@ -207,8 +213,8 @@ def push_dataset(
     First the kept rows, with ``Dataset.push_to_hub``: it writes the parquet shards and merges this config's
     ``configs`` and ``dataset_info`` into the repo's card, keeping the configs pushed earlier. Then, on top of exactly
     that commit, our card carrying the repo's ``configs`` and ``dataset_info`` over (replacing the card as a whole
-    would drop them), with the licence notice, the summary and the plot. Data first, so a failed second commit leaves
-    a repo that loads; returns the repo's URL.
+    would drop them), with the licence notice, the summary, the plot and the report. Data first, so a failed second
+    commit leaves a repo that loads; returns the repo's URL.
     """
     from datasets import Dataset
     from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
@@ -238,7 +244,7 @@ def push_dataset(
         repo_id,
         operations=[CommitOperationAdd("README.md", str(card).encode("utf-8"))]
         + [CommitOperationAdd(p.relative_to(folder).as_posix(), str(p)) for p in extra if p.is_file()],
-        commit_message=f"REER synthesis: {config_name} (card, summary, plot)",
+        commit_message=f"REER synthesis: {config_name} (card, summary, plot, report)",
         repo_type="dataset",
         revision=revision,
         parent_commit=commit.oid,

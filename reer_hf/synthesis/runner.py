@@ -7,7 +7,9 @@ Pieces: the rows are cut into pieces of ``map_batch_size * save_every`` rows; pi
 piece and loses at most the one in flight. The seeds of a map batch derive from its first row's index, so a resumed
 run writes exactly what an uninterrupted one would have. The main process merges the pieces in input order. A piece
 whose generator requests fail in transport is left unwritten and the run ends with an error listing it, so a later
-run redoes it (``faults``): a server's bad moment never becomes data.
+run redoes it (``faults``): a server's bad moment never becomes data. A restart resumes only pieces of the same run:
+the same rows, exactly, and the same options (``resume``); the scorer's noise floor is measured once, by the main
+process, and every process decides with the saved value (``noise_floor``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,10 +25,9 @@ from pathlib import Path
 from reer_hf.core.cache import atomic_write
 from reer_hf.core.data import load_pairs
 from reer_hf.core.formats import to_messages
-from reer_hf.core.options import semantic_options
 from reer_hf.scoring.config import ScorerConfig
-from reer_hf.scoring.noise import NoiseFloor
 from reer_hf.scoring.scorer import Scorer
+from reer_hf.synthesis import noise_floor
 from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.faults import (
     PieceFailures,
@@ -38,7 +38,9 @@ from reer_hf.synthesis.faults import (
 )
 from reer_hf.synthesis.filters import pair_key
 from reer_hf.synthesis.generation import GeneratorUnavailable, build_generator
+from reer_hf.synthesis.noise_floor import NOISE_FLOOR_FILE
 from reer_hf.synthesis.outputs import config_name, push_dataset, save_outputs, summarize
+from reer_hf.synthesis.resume import data_digest, fingerprint, prepare
 from reer_hf.synthesis.search import Searcher, search_features
 
 logger = logging.getLogger(__name__)
@@ -55,16 +57,13 @@ class Piece:
         return f"piece-{self.index:06d}"
 
 
+#: The run's options, saved in the output folder: what ``scripts/verify_fp32.py`` re-scores with.
+RUN_CONFIG_FILE = "run_config.json"
+
+
 def run_config(*configs) -> dict:
     """Every option of the run, by name (the card shows it; its semantic part fingerprints resumable pieces)."""
     return {k: v for c in configs for k, v in dataclasses.asdict(c).items()}
-
-
-def fingerprint(configs: tuple, data_hash: str) -> str:
-    """What a piece depends on: the options that decide what a run writes (all but those whose field metadata says
-    ``resume_safe``) and the rows themselves."""
-    semantic = dict(sorted(semantic_options(*configs).items()))
-    return hashlib.sha256(json.dumps([semantic, data_hash], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def map_fingerprint(*parts: str) -> str:
@@ -101,15 +100,13 @@ def expand_rollouts(ds, n: int):
 
 def mark_duplicates(ds, enabled: bool = True):
     """Add ``duplicate_of``: the index of the first row with the same normalised (query, answer) and rollout, else
-    None. Also returns a hash of all the rows, which ties resumable pieces to the data they were searched from."""
+    None (near-duplicates count: the key is case-folded and whitespace-normalised)."""
     first: dict[str, int] = {}
     dup: list[int | None] = []
-    digest = hashlib.sha256()
     rollouts = ds["rollout"] if "rollout" in ds.column_names else [0] * len(ds)
     for i, (q, a, r) in enumerate(zip(ds["query"], ds["answer"], rollouts, strict=True)):
         key = pair_key(q, a) if isinstance(q, str) and isinstance(a, str) else repr((q, a))
         key = f"{key}-{r}" if r else key
-        digest.update(key.encode())
         if not enabled or not isinstance(q, str) or not isinstance(a, str):
             dup.append(None)
             continue
@@ -117,17 +114,23 @@ def mark_duplicates(ds, enabled: bool = True):
         first.setdefault(key, i)
     from datasets import Value
 
-    return ds.add_column("duplicate_of", dup, feature=Value("int64")), digest.hexdigest()
+    return ds.add_column("duplicate_of", dup, feature=Value("int64"))
 
 
 def plan_pieces(rows: int, piece_rows: int) -> list[Piece]:
     return [Piece(k, lo, min(lo + piece_rows, rows)) for k, lo in enumerate(range(0, rows, piece_rows))]
 
 
+def _scorer_config(scorer_cfg: ScorerConfig, device: str | None) -> ScorerConfig:
+    """The scorer options on this process's device, when it has one and the options leave it to ``auto``."""
+    if device and scorer_cfg.scorer_device == "auto":
+        return dataclasses.replace(scorer_cfg, scorer_device=device)
+    return scorer_cfg
+
+
 def build_components(gen_cfg: GeneratorConfig, scorer_cfg: ScorerConfig, device: str | None = None):
     """The generator and the scorer; one transformers model serves both roles when they name the same model."""
-    if device and scorer_cfg.scorer_device == "auto":
-        scorer_cfg = dataclasses.replace(scorer_cfg, scorer_device=device)
+    scorer_cfg = _scorer_config(scorer_cfg, device)
     if device and gen_cfg.generator_device == "auto":
         gen_cfg = dataclasses.replace(gen_cfg, generator_device=device)
     scorer = Scorer.from_config(scorer_cfg)
@@ -179,16 +182,21 @@ def synthesize(
     clashes = [c for c in [*search_features(), "duplicate_of", "rollout"] if c in ds.column_names]
     if clashes:
         ds = ds.rename_columns({c: f"source_{c}" for c in clashes})
-    ds = expand_rollouts(ds, search_cfg.search_num_rollouts)
-    ds, data_hash = mark_duplicates(ds, filter_cfg.filter_dedup)
+    data_hash = data_digest(ds)  # the rows exactly as loaded: what resumable pieces are tied to
+    pairs = ds
+    ds = mark_duplicates(expand_rollouts(ds, search_cfg.search_num_rollouts), filter_cfg.filter_dedup)
     scorer_cfg = follow_reflection_switch(search_cfg, scorer_cfg)
     configs = (args, gen_cfg, search_cfg, filter_cfg, scorer_cfg)
     config = run_config(*configs)
     out = Path(args.output_dir)
     pieces_dir = out / "pieces"
     run_print = fingerprint(configs, data_hash)
+    pieces = plan_pieces(len(ds), args.map_batch_size * args.save_every)
+    mine = [p for p in pieces if p.index % num_processes == process_index]
+    if search_cfg.measures_noise:
+        noise_floor.check_backend(scorer_cfg)  # a vLLM scorer's floor cannot be measured: stop before any model loads
     if is_main:
-        _prepare(pieces_dir, run_print, args.overwrite_output_dir)
+        prepare(pieces_dir, configs, data_hash, args.overwrite_output_dir)  # refuses another run's pieces, saying why
         if scorer_cfg.scorer_carry_prefixes < args.map_batch_size:
             logger.warning(
                 "scorer_carry_prefixes (%d) < map_batch_size (%d): the rows' prefix caches cannot all be carried "
@@ -199,16 +207,26 @@ def synthesize(
     if state is not None:
         state.wait_for_everyone()  # the main process may have cleared the pieces (overwrite_output_dir)
     pieces_dir.mkdir(parents=True, exist_ok=True)
-    pieces = plan_pieces(len(ds), args.map_batch_size * args.save_every)
-    mine = [p for p in pieces if p.index % num_processes == process_index]
     todo = [p for p in mine if not (pieces_dir / f"{p.name}.parquet").exists()]
     done_rows = sum(p.stop - p.start for p in mine) - sum(p.stop - p.start for p in todo)
     if done_rows:
         total = sum(p.stop - p.start for p in mine)
         logger.info("Resuming: %d of this process's %d rows are already searched", done_rows, total)
+    components = None
+    if is_main:
+        try:
+            components = _measure_floor(pairs, pieces_dir, bool(todo), gen_cfg, search_cfg, scorer_cfg, device)
+        except Exception as err:
+            if num_processes > 1:  # the other processes wait for the floor: tell them instead
+                (pieces_dir / f"failed-{process_index}.txt").write_text(f"process {process_index}: {err!r}")
+            raise
     if todo:
-        check_generator(gen_cfg)  # before any model loads: a server that cannot serve the model fails the run at once
-        generator, scorer = build_components(gen_cfg, scorer_cfg, device)
+        if components is None:
+            check_generator(gen_cfg)  # before any model loads: a server that cannot serve the model fails at once
+            components = build_components(gen_cfg, scorer_cfg, device)
+        # every process decides with the floor the main process saved (waiting for it), first run or resumed
+        floor = noise_floor.load(pieces_dir, args.merge_timeout) if search_cfg.measures_noise else None
+        generator, scorer = components
         generator.raise_on_transport = True  # a request lost in transport fails its piece, which a later run redoes
         failures = PieceFailures(gen_cfg, generator.where, pieces_dir)
         searcher = Searcher(
@@ -220,7 +238,7 @@ def synthesize(
                 q, z, a, args.messages_system_prompt, args.messages_assistant_format
             ),
         )
-        searcher.noise_floor = _noise_floor(searcher, ds, pieces_dir, is_main)
+        searcher.noise_floor = floor
         features = ds.features.copy()
         features.update(search_features())
         bar = tqdm(
@@ -260,6 +278,8 @@ def synthesize(
     summary["hub_config_name"] = args.hub_config_name or config_name(search_cfg, scorer_cfg, gen_cfg)
     noise_path = pieces_dir / NOISE_FLOOR_FILE
     summary["noise_floor"] = json.loads(noise_path.read_text()) if noise_path.exists() else None
+    # the options the rows were made with, the scorer's exactly as it ran (what verify_fp32.py re-scores with)
+    atomic_write(out / RUN_CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(config, indent=2, default=str)))
     folder = save_outputs(merged, summary, config, args, out)
     if args.push_to_hub:
         if folder is None:
@@ -270,44 +290,34 @@ def synthesize(
     return summary
 
 
-def _prepare(pieces_dir: Path, print_: str, overwrite: bool) -> None:
-    marker = pieces_dir / "run.json"
-    if overwrite and pieces_dir.exists():
-        shutil.rmtree(pieces_dir)
-    for stale in pieces_dir.glob("failed-*.txt"):  # left by a crashed process of an earlier launch
-        stale.unlink()
-    if marker.exists():
-        previous = json.loads(marker.read_text()).get("fingerprint")
-        if previous != print_:
-            raise ValueError(
-                f"{pieces_dir} holds pieces of a run with other settings or data (fingerprint {previous}, now "
-                f"{print_}); use another --output_dir or --overwrite_output_dir to start over"
-            )
-        return
-    pieces_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"fingerprint": print_}))
-
-
-NOISE_FLOOR_FILE = "noise_floor.json"
-
-
-def _noise_floor(searcher: Searcher, ds, pieces_dir: Path, is_main: bool) -> NoiseFloor | None:
-    """The scorer's noise floor, measured once per run on its first rows and kept with the pieces, so a resumed run
-    decides with the margin the first run measured."""
-    path = pieces_dir / NOISE_FLOOR_FILE
-    if path.exists():
-        return NoiseFloor(**json.loads(path.read_text()))
-    rows = searcher.config.search_noise_rows
-    if not rows:
+def _measure_floor(
+    pairs,
+    pieces_dir: Path,
+    searching: bool,
+    gen_cfg: GeneratorConfig,
+    search_cfg: SearchConfig,
+    scorer_cfg: ScorerConfig,
+    device: str | None,
+) -> tuple | None:
+    """Main process: measure the scorer's noise floor on the run's first pairs and save it with the pieces, when the
+    run's margin is that floor (``auto``) and no earlier launch saved one. Returns the generator and scorer it built
+    (when this process has pieces to search, so nothing loads twice), else None."""
+    if not search_cfg.measures_noise or not len(pairs) or (pieces_dir / NOISE_FLOOR_FILE).exists():
         return None
-    head = ds.select(range(min(len(ds), 4 * rows)))  # a few spare rows for invalid ones
-    floor = searcher.measure_noise(head["query"], head["answer"])
+    components = None
+    if searching:
+        check_generator(gen_cfg)  # before any model loads
+        components = build_components(gen_cfg, scorer_cfg, device)
+        scorer = components[1]
+    else:  # this process's pieces are done, another's are not: the scorer alone
+        scorer = Scorer.from_config(_scorer_config(scorer_cfg, device))
+    head = pairs.select(range(min(len(pairs), 4 * search_cfg.search_noise_rows)))  # spare rows for invalid ones
+    floor = noise_floor.measure(scorer, search_cfg, head["query"], head["answer"])
     logger.info(
         "Scorer noise floor (%s vs fp32, %d rows): max %s, median %s", floor.dtype, floor.rows, floor.max, floor.median
     )
-    if is_main:
-        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(floor.to_dict())))
-    return floor
+    noise_floor.save(pieces_dir, floor)
+    return components
 
 
 def _search_piece(

@@ -19,11 +19,12 @@ from collections import Counter
 
 from reer_hf.core.prompts import official_prompt, official_text, render
 from reer_hf.core.text import detect_language, strip_thinking
-from reer_hf.scoring.noise import NoiseFloor, measure_noise_floor
+from reer_hf.scoring.noise import NoiseFloor
 from reer_hf.scoring.scorer import STATUS_OK, Scorer
 from reer_hf.synthesis.config import FilterConfig, SearchConfig
-from reer_hf.synthesis.filters import check_thinking, leaked_span
+from reer_hf.synthesis.filters import leak_evidence, leaked_span, thinking_verdict, unfinished_evidence
 from reer_hf.synthesis.generation import FINISH_ERROR, FINISH_LENGTH, Generator, Request, Sampling
+from reer_hf.synthesis.noise_floor import measure, require
 from reer_hf.synthesis.trajectory import (
     _TAGS,
     ANALYZE_OPEN,
@@ -68,28 +69,26 @@ class Searcher:
         self.answer_column = answer_column
         self.stats: Counter = Counter()
         self.on_step = None  # optional callback(step, n_active) for progress displays
-        self.noise_floor: NoiseFloor | None = None  # measured before the search (measure_noise), for min_gain auto
+        self.noise_floor: NoiseFloor | None = None  # the run's (measure_noise, or set by the run), for min_gain auto
         official = self.config.search_prompt_source == "official"
         system = self.config.search_system_prompt
         self.system_prompt = (official_text("default_sys") if official else None) if system is None else system
         self.official_prompts = official
 
     def measure_noise(self, queries: list[str], answers: list[str]) -> NoiseFloor:
-        """Measure the scorer's numeric noise on these rows (an empty thinking each), once per run and before the
-        search, so every piece of a run, resumed or not, decides with the same margin."""
-        rows = [(q, a) for q, a in zip(queries, answers, strict=True) if isinstance(q, str) and isinstance(a, str)]
-        rows = [(q, strip_thinking(a)) for q, a in rows if q.strip() and a.strip()][: self.config.search_noise_rows]
-        self.noise_floor = measure_noise_floor(
-            self.scorer, [q for q, _ in rows], [""] * len(rows), [a for _, a in rows]
-        )
+        """Measure the scorer's numeric noise on these rows (an empty thinking each), once and before the search, so
+        every batch decides with the same margin; raises when it cannot be measured (a synthesis run measures it
+        once for all its processes and sets ``noise_floor`` instead)."""
+        self.noise_floor = measure(self.scorer, self.config, queries, answers)
         return self.noise_floor
 
     @property
     def min_gain(self) -> float:
-        """The margin a rewrite's gain must clear: the option, or for ``auto`` the measured floor (0 unmeasured)."""
+        """The margin a rewrite's gain must clear: the option; for ``auto``, the measured floor under same-pass
+        acceptance (an error while there is none, never a silent 0) and none under the official rule."""
         if self.config.search_min_gain != "auto":
             return float(self.config.search_min_gain)
-        return (self.noise_floor.max or 0.0) if self.noise_floor is not None else 0.0
+        return require(self.noise_floor).max if self.config.measures_noise else 0.0
 
     def _messages(self, content: str) -> list[dict[str, str]]:
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -105,6 +104,8 @@ class Searcher:
     # ---- the map function -----------------------------------------------------------------------------------------
     def __call__(self, batch: dict[str, list], indices: list[int], offset: int = 0) -> dict[str, list]:
         start = time.perf_counter()
+        if self.config.measures_noise and self.noise_floor is None:  # used on its own: the first batch's rows
+            self.measure_noise(batch[self.query_column], batch[self.answer_column])
         reset = getattr(self.scorer.backend, "reset", None)
         if reset:
             reset()  # carried prefixes belong to the previous batch's rows
@@ -207,14 +208,15 @@ class Searcher:
             it.segments, it.seps = split_trajectory(it.z0, cfg.search_segment_min_chars)
             if completion.n_tokens < cfg.search_min_rollout_tokens:
                 it.drop("short_rollout")
-            elif not it.finished and self.filters.filter_end_of_thinking:
-                it.drop("end_of_thinking", STATUS_FILTERED)  # cut by the token limit: no search can fix that
+            elif not it.finished and self.filters.filter_end_of_thinking:  # cut by the token limit: no search fixes it
+                evidence = unfinished_evidence(it.z0, completion.n_tokens, cfg.search_max_new_tokens)
+                it.drop("end_of_thinking", STATUS_FILTERED, evidence)
             elif self.filters.filter_malformed and any(tag in it.z0 for tag in _TAGS):
                 it.drop("malformed")
             elif len(it.segments) <= 1:
                 it.drop("single_segment")
-            elif self._leaks(it.z0, it):
-                it.drop("leak")
+            elif span := self._leaks(it.z0, it):
+                it.drop("leak", evidence=leak_evidence(span, self.filters.filter_leak_ngram, it.answer_lang))
         scored = [it for it in todo if it.status == STATUS_OK]
         results = self._score([(it, it.z0) for it in scored])
         for it, result in zip(scored, results, strict=True):
@@ -288,14 +290,22 @@ class Searcher:
                 if rewrite is not None:
                     pending.append((it, k, rewrite))
             records.append(record)
-        # The current trajectory is one more member of each row's group, so it is scored in the same pass (same batch,
-        # same prefix path) as its candidates and every gain compares numbers computed alike.
-        incumbents = list({id(it): it for it, _, _ in pending}.values())
+        # same_pass: the current trajectory is one more member of each row's group, so it is scored in the same pass
+        # (same batch, same prefix path) as its candidates and every gain compares numbers computed alike. official:
+        # the official code's rule, each candidate against the score kept from the current trajectory's own pass.
+        same_pass = cfg.search_acceptance == "same_pass"
+        incumbents = list({id(it): it for it, _, _ in pending}.values()) if same_pass else []
         scored = self._score(
             [(it, it.thinking(step, rewrite)) for it, _, rewrite in pending]
             + [(it, it.thinking()) for it in incumbents]
         )
-        results, now = scored[: len(pending)], dict(zip(map(id, incumbents), scored[len(pending) :], strict=True))
+        results = scored[: len(pending)]
+        now: dict[int, float | None] = {id(it): it.score for it in active}
+        if same_pass:
+            now = {
+                id(it): r.score if r.status == STATUS_OK else None
+                for it, r in zip(incumbents, scored[len(pending) :], strict=True)
+            }
         margin = self.min_gain
         best: dict[int, tuple[float, float, str, int]] = {}
         by_item = {id(it): rec for it, rec in zip(active, records, strict=True)}
@@ -304,8 +314,8 @@ class Searcher:
             record["candidate_status"][k] = "scored" if result.status == STATUS_OK else result.status
             record["candidate_scores"][k] = result.score if not math.isnan(result.score) else None
             current = now[id(it)]
-            if result.status == STATUS_OK and current.status == STATUS_OK:
-                gain = current.score - result.score
+            if result.status == STATUS_OK and current is not None:
+                gain = current - result.score
                 record["candidate_gains"][k] = gain
                 record["cleared"][k] = gain > margin
                 if 0 < gain <= margin:
@@ -313,9 +323,7 @@ class Searcher:
             if result.status == STATUS_OK and (id(it) not in best or result.score < best[id(it)][0]):
                 best[id(it)] = (result.score, result.nll, rewrite, k)
         for it, record in zip(active, records, strict=True):
-            current = now.get(id(it))
-            if current is not None and current.status == STATUS_OK:
-                record["incumbent_score"] = current.score
+            record["incumbent_score"] = now.get(id(it))
             if id(it) in best:
                 record["chosen"] = best[id(it)][3]
                 record["best_gain"] = record["candidate_gains"][best[id(it)][3]]
@@ -340,9 +348,9 @@ class Searcher:
             return
         z_star = it.thinking()
         it.z_star_tokens = len(self.scorer.tokenizer(z_star, add_special_tokens=False)["input_ids"])
-        reason = check_thinking(z_star, it.finished, it.lang, self.filters, it.z_star_tokens)
-        if reason:
-            it.drop(reason, STATUS_FILTERED)
+        verdict = thinking_verdict(z_star, it.finished, it.lang, self.filters, it.z_star_tokens)
+        if verdict:
+            it.drop(verdict[0], STATUS_FILTERED, verdict[1])
 
     # ---- helpers --------------------------------------------------------------------------------------------------
     @staticmethod
@@ -377,11 +385,11 @@ class Searcher:
             return None, "leak"
         return rewrite, "pending"
 
-    def _leaks(self, text: str, it: SearchItem) -> bool:
+    def _leaks(self, text: str, it: SearchItem) -> str | None:
+        """The span of the answer that ``text`` copies (the leak guard), or None."""
         if not self.filters.filter_leak_guard:
-            return False
-        span = leaked_span(text, it.answer, self.filters.filter_leak_ngram, it.answer_lang, allowed=it.query)
-        return span is not None
+            return None
+        return leaked_span(text, it.answer, self.filters.filter_leak_ngram, it.answer_lang, allowed=it.query)
 
     def _generate(self, requests: list[Request], sampling: Sampling):
         start = time.perf_counter()
@@ -422,6 +430,7 @@ class Searcher:
                 "trace": it.trace,
                 "status": it.status,
                 "drop_reason": it.drop_reason,
+                "drop_evidence": it.evidence,
                 "stop_reason": it.stop_reason,
                 "z_star_tokens": it.z_star_tokens,
                 "generated_tokens": it.generated_tokens,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reer_hf.core.segment import segment_spans
-from reer_hf.core.text import detect_language
+from reer_hf.core.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, detect_language
 from reer_hf.scoring.scorer import STATUS_OK
 
 STATUS_INVALID = "invalid"
@@ -17,10 +17,10 @@ STATUS_DROPPED = "dropped"
 STATUS_FILTERED = "filtered"
 STATUSES = (STATUS_OK, STATUS_DROPPED, STATUS_FILTERED, STATUS_INVALID, STATUS_DUPLICATE)
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+# The edit format's own tags; the thinking and answer tags are the core's (reer_hf.core.text), re-exported here.
 REFINE_OPEN, REFINE_CLOSE = "<refine>", "</refine>"
-ANALYZE_OPEN = "<analyze>"
-_TAGS = (THINK_OPEN, THINK_CLOSE, REFINE_OPEN, REFINE_CLOSE, ANALYZE_OPEN, "</analyze>", "<answer>", "</answer>")
+ANALYZE_OPEN, ANALYZE_CLOSE = "<analyze>", "</analyze>"
+_TAGS = (THINK_OPEN, THINK_CLOSE, REFINE_OPEN, REFINE_CLOSE, ANALYZE_OPEN, ANALYZE_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 SEPARATOR = "\n\n"
 
 
@@ -55,6 +55,13 @@ def search_features():
             "trace": List(step),
             "status": Value("string"),
             "drop_reason": Value("string"),
+            # what the filter saw (reer_hf.synthesis.filters.evidence): None for kept rows and other drops
+            "drop_evidence": {
+                "check": Value("string"),
+                "text": Value("string"),
+                "value": Value("float64"),
+                "limit": Value("float64"),
+            },
             "stop_reason": Value("string"),
             "z_star_tokens": Value("int32"),
             "generated_tokens": Value("int64"),
@@ -75,6 +82,7 @@ class SearchItem:
     answer_lang: str = "en"
     status: str = STATUS_OK
     drop_reason: str | None = None
+    evidence: dict | None = None
     stop_reason: str | None = None
     z0: str | None = None
     finished: bool = True
@@ -89,8 +97,8 @@ class SearchItem:
     scored_tokens: int = 0
     z_star_tokens: int | None = None
 
-    def drop(self, reason: str, status: str = STATUS_DROPPED) -> None:
-        self.status, self.drop_reason = status, reason
+    def drop(self, reason: str, status: str = STATUS_DROPPED, evidence: dict | None = None) -> None:
+        self.status, self.drop_reason, self.evidence = status, reason, evidence
 
     @property
     def active(self) -> bool:

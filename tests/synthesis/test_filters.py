@@ -12,8 +12,11 @@ from reer_hf.synthesis.config import FilterConfig
 from reer_hf.synthesis.filters import (
     FILTER_REASONS,
     check_thinking,
+    leak_evidence,
     leaked_span,
     pair_key,
+    thinking_verdict,
+    top_ngram,
     top_ngram_share,
 )
 
@@ -113,3 +116,44 @@ def test_check_thinking_branches(lang, good, tail):
         None,
         *FILTER_REASONS,
     }
+
+
+@pytest.mark.parametrize(
+    "lang, good, tail", [("en", PROSE, " But wait, maybe not."), ("zh", ZH_PROSE, "等等，也许不行。")]
+)
+def test_each_filter_records_what_it_saw(lang, good, tail):
+    """The evidence the report shows: the check that decided, the text that shows it, the value and its limit."""
+    config = _config()
+    loop = (good[:40] if lang == "en" else good[:6]) * 40
+    cases = [
+        (good, False, 200, "end_of_thinking", "unfinished"),
+        (good + tail, True, 200, "end_of_thinking", "reflection_in_tail"),
+        (loop, True, 200, "repetition", "top_ngram_share"),
+        (good, True, 5, "too_short", "thinking_tokens"),
+        (good, True, 5000, "too_long", "thinking_tokens"),
+    ]
+    for text, finished, tokens, reason, check in cases:
+        assert check_thinking(text, finished, lang, config, tokens) == reason
+        assert thinking_verdict(text, finished, lang, config, tokens)[0] == reason
+        assert thinking_verdict(text, finished, lang, config, tokens)[1]["check"] == check
+    assert thinking_verdict(good, True, lang, config, 200) is None
+    assert thinking_verdict(good, False, lang, config, 200)[1]["text"] == good[-240:]  # where </think> should be
+    phrase = thinking_verdict(good + tail, True, lang, config, 200)[1]
+    assert phrase["text"] in tail and phrase["value"] > phrase["limit"] == 0.9
+    repeated = thinking_verdict(loop, True, lang, config, 200)[1]
+    assert repeated["text"] == top_ngram(loop, 3, lang)[0] and repeated["value"] > repeated["limit"] == 0.3
+    short = {"check": "thinking_tokens", "text": None, "value": 5.0, "limit": 10}
+    assert thinking_verdict(good, True, lang, config, 5)[1] == short
+    # a loop of a long sentence: the top trigrams stay under their limit, the repeated 10-grams do not
+    sentence = " ".join(units(PROSE, "en")[:40])
+    reason, evidence = thinking_verdict((sentence + ". ") * 6, True, "en", config, 200)
+    assert reason == "repetition" and evidence["check"] == "loop_share" and evidence["text"] in sentence
+
+
+def test_top_ngram_and_leak_evidence():
+    assert top_ngram("a b c a b c a b", 2) == ("a b", 3)
+    assert top_ngram("刚才刚才刚才", 2, "zh") == ("刚才", 3)
+    assert top_ngram("too short", 3) is None
+    span = leaked_span(f"I will open with {PROSE[:120]}", PROSE, 12)
+    assert leak_evidence(span, 12) == {"check": "leak", "text": span, "value": len(units(span, "en")), "limit": 12}
+    assert leak_evidence("秋天的早晨小镇慢慢醒来", 4, "zh")["limit"] == 8

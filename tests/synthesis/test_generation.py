@@ -22,6 +22,7 @@ from reer_hf.synthesis.generation import (
     FINISH_STOP,
     Completion,
     EndpointGenerator,
+    GeneratorUnavailable,
     OpenAIGenerator,
     Request,
     Sampling,
@@ -267,6 +268,45 @@ def test_openai_choices_in_order_missing_cut_and_finish_reasons():
     assert generator.stats["errors"] == 4 and generator.stats["completions"] == 12
 
 
+#: finish_reason as servers send it -> what the completion is: a stop, a cut, or a failure of kind "aborted"
+FINISH_REASONS = {
+    "stop": (FINISH_STOP, None),  # OpenAI, vLLM, SGLang, llama.cpp
+    "eos_token": (FINISH_STOP, None),  # text-generation-inference
+    "stop_sequence": (FINISH_STOP, None),  # text-generation-inference
+    "eos": (FINISH_STOP, None),
+    None: (FINISH_STOP, None),  # a server that sends no reason
+    "length": (FINISH_LENGTH, None),
+    "repetition": (FINISH_LENGTH, None),  # vLLM cut a loop
+    "abort": (FINISH_ERROR, "aborted"),  # vLLM, SGLang: the server ended the request
+    "error": (FINISH_ERROR, "aborted"),  # vLLM
+    "content_filter": (FINISH_ERROR, "aborted"),  # OpenAI
+    "tool_calls": (FINISH_ERROR, "aborted"),
+}
+
+
+def test_only_a_natural_end_is_a_stop_and_an_aborted_completion_is_a_transport_failure():
+    reasons = list(FINISH_REASONS)
+
+    def handler(kind: str, payload: dict):
+        reason = reasons[int(user_text(payload))]
+        return ServerReply(body=completion_body(kind, ["half a tho"], finish_reason=reason))
+
+    requests = [Request(chat(str(i))) for i in range(len(reasons))]
+    with OpenAIServer(handler) as server:
+        generator = OpenAIGenerator(openai_config(server))
+        out = generator.generate(requests, Sampling())
+        for reason, (completion,) in zip(reasons, out, strict=True):
+            finish, kind = FINISH_REASONS[reason]
+            assert (completion.finish_reason, completion.error_kind) == (finish, kind), reason
+            assert completion.text == ("" if kind else "half a tho")  # an aborted text is no data
+            if kind:
+                assert f"finish_reason {reason!r}" in completion.error
+        generator.raise_on_transport = True  # the synthesis run: the piece fails, and a later run redoes it
+        with pytest.raises(GeneratorUnavailable, match="finish_reason 'abort'"):
+            generator.generate([requests[reasons.index("abort")]], Sampling())
+    assert "aborted" in ERROR_KINDS
+
+
 @pytest.mark.parametrize(("total", "expected"), [(0, [0, 0, 0, 0]), (7, [1, 4, 0, 2]), (100, [14, 57, 0, 29])])
 def test_split_tokens_sums_to_the_usage(total, expected):
     assert _split_tokens(total, ["a", "bbbb", "", "cc"]) == expected  # in proportion to length, largest remainders
@@ -387,7 +427,7 @@ def test_an_endpoint_of_ones_own_and_the_generator_options_endpoint(monkeypatch)
         config.generator_base_url, "served-model", "REER_TEST_API_KEY", 10.0, 3, 4, 0.5
     )
     assert OpenAIGenerator(config).endpoint == generator_endpoint(config, backoff=1.0)
-    assert ERROR_KINDS == ("network", "http", "parse", "context")
+    assert ERROR_KINDS == ("network", "http", "parse", "context", "aborted")
     with pytest.raises(ValueError, match="prefill_mode"):
         EndpointGenerator(endpoint, prefill_mode="sometimes")
     with pytest.raises(ValueError, match="max_concurrency"):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from datasets import load_from_disk
-from openai_server import OpenAIServer, ServerReply
-from test_search import ANSWER, QUERY, Writer, user_text
+from openai_server import OpenAIServer, ServerReply, completion_body
+from test_search import ANSWER, QUERY, Writer, prefill_of, user_text
 from test_synthesis import configs, scripted
 
 import reer_hf.synthesis.runner as synthesis
@@ -151,7 +151,9 @@ def test_a_process_with_failed_pieces_stops_the_merge(tmp_path, pairs_file, tiny
     out = tmp_path / "sharded"
     faulty = Faulty(0.4)
     with OpenAIServer(faulty) as server:
-        run = configs(out, pairs_file, tiny_llama_dir, generator(server, 0, generator_outage_consecutive=0))
+        # a margin given as a number: rank 1 runs before the main process here, with no noise floor to wait for
+        gen = generator(server, 0, generator_outage_consecutive=0)
+        run = configs(out, pairs_file, tiny_llama_dir, gen, search_min_gain="0")
         with pytest.raises(PiecesFailed):
             synthesis.synthesize(*run, process_index=1, num_processes=2)
         assert (out / "pieces" / "failed-1.txt").is_file()
@@ -192,6 +194,29 @@ def test_an_outage_stops_the_run_and_keeps_the_pieces_done(
 
         monkeypatch.setattr(synthesis, "_search_piece", real)
         faulty.down = False
+        synthesis.synthesize(*run, process_index=0, num_processes=1)
+    assert rows_of(out) == fault_free[0]
+
+
+@pytest.mark.slow
+def test_an_aborted_completion_fails_its_piece_and_is_no_data(tmp_path, pairs_file, tiny_llama_dir, fault_free):
+    """The server ends one initial rollout with finish_reason "abort" (vLLM, SGLang): its half-written text is no
+    answer of the model's, so its piece is not written, and a restart writes the fault-free data."""
+    writer = Writer()
+    aborted: list[str] = []
+
+    def handler(kind: str, payload: dict):
+        if "Version 5." in user_text(payload) and prefill_of(payload).startswith("<think>") and not aborted:
+            aborted.append(user_text(payload))
+            return ServerReply(body=completion_body(kind, ["Okay, I am given a req"], finish_reason="abort"))
+        return writer(kind, payload)
+
+    out = tmp_path / "aborted"
+    with OpenAIServer(handler) as server:
+        run = configs(out, pairs_file, tiny_llama_dir, generator(server))
+        with pytest.raises(PiecesFailed, match=r"piece-000002.*finish_reason 'abort'"):
+            synthesis.synthesize(*run, process_index=0, num_processes=1)
+        assert aborted and written(out) == ["piece-000000", "piece-000001", "piece-000003"]
         synthesis.synthesize(*run, process_index=0, num_processes=1)
     assert rows_of(out) == fault_free[0]
 

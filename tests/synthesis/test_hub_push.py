@@ -55,6 +55,7 @@ def run_rows(n: int, tag: str) -> Dataset:
                 "trace": [STEP] if ok else [],
                 "status": "ok" if ok else "dropped",
                 "drop_reason": None if ok else "too_long",
+                "drop_evidence": None if ok else {"check": "thinking_tokens", "text": None, "value": 3, "limit": 2},
                 "stop_reason": "max_step",
                 "z_star_tokens": 3,
                 "generated_tokens": 10,
@@ -142,6 +143,7 @@ def hub(tmp_path, monkeypatch) -> LocalHub:
     return hub
 
 
+@pytest.mark.slow  # a whole synthesis run
 def test_the_local_hub_folder_is_what_the_push_uploads(tmp_path):
     ds = finish_run(tmp_path / "out", "cfg")
     hub = tmp_path / "out" / "hub"
@@ -149,6 +151,7 @@ def test_the_local_hub_folder_is_what_the_push_uploads(tmp_path):
     assert files == [
         "LICENSE.md",
         "README.md",
+        "cfg/report.html",
         "cfg/scores.png",
         "cfg/summary.json",
         "cfg/train-00000-of-00001.parquet",
@@ -164,6 +167,7 @@ def test_the_local_hub_folder_is_what_the_push_uploads(tmp_path):
     assert not (tmp_path / "licensed" / "hub" / "LICENSE.md").exists()
 
 
+@pytest.mark.slow  # a whole synthesis run
 def test_push_sends_the_rows_then_the_card_on_top_and_keeps_earlier_configs(tmp_path, hub):
     first = finish_run(tmp_path / "a", "cfg-a", n=3)
     url = push_dataset(tmp_path / "a" / "hub", REPO, "cfg-a", private=True, api=hub)
@@ -190,8 +194,8 @@ def test_push_sends_the_rows_then_the_card_on_top_and_keeps_earlier_configs(tmp_
         (
             "commit",
             REPO,
-            ["README.md", "LICENSE.md", "cfg-b/summary.json", "cfg-b/scores.png"],
-            "REER synthesis: cfg-b (card, summary, plot)",
+            ["README.md", "LICENSE.md", "cfg-b/summary.json", "cfg-b/scores.png", "cfg-b/report.html"],
+            "REER synthesis: cfg-b (card, summary, plot, report)",
             {"repo_type": "dataset", "revision": "v1", "parent_commit": oid},
         ),
     ]
@@ -206,6 +210,7 @@ def test_push_sends_the_rows_then_the_card_on_top_and_keeps_earlier_configs(tmp_
         kept = ds.filter(lambda s: s == "ok", input_columns="status").to_list()
         assert load_dataset(str(hub.root), name, split="train").to_list() == kept
         assert (hub.root / name / "summary.json").is_file() and (hub.root / name / "scores.png").is_file()
+        assert (hub.root / name / "report.html").read_bytes() == (tmp_path / name[-1] / "report.html").read_bytes()
 
 
 def test_push_refuses_a_folder_without_rows(tmp_path, hub):
