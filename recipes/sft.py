@@ -14,7 +14,9 @@ command above with --config recipes/DeepWriter-8B/sft/config_full_fast.yaml. On 
 global batch kept at 96: sbatch --nodes=N slurm/sft.slurm <recipe YAML>.
 
 Any recipe with --dry_run prints the rows kept by each data step, a length histogram and one sample, and exits before
-loading the model. An interrupted run resumes from the last checkpoint in output_dir when started again.
+loading the model. An interrupted run resumes from the last checkpoint in output_dir when started again. After
+training, python scripts/check_stops.py --config <recipe YAML> reports the share of the training prompts the model
+ends with its end-of-turn token.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ import sys
 
 from trl import ModelConfig, SFTConfig, TrlParser
 
-from reer_hf.sft.config import SFTScriptArguments
+from reer_hf.sft.config import SFTScriptArguments, sft_parser
 from reer_hf.sft.train import recipe_path_from_argv, run_sft, setup_logging
 
 logger = logging.getLogger(__name__)
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))
+    return sft_parser()
 
 
 def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: ModelConfig) -> dict:

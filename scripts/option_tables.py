@@ -3,8 +3,8 @@
     python scripts/option_tables.py          # rewrite the tables between the <!-- options:NAME:start/end --> markers
     python scripts/option_tables.py --check  # exit 1 when a table differs from what the dataclasses give
 
-Each table lists the fields a dataclass declares itself (name, type, default, ``help`` text); TRL's ``SFTConfig``,
-``ModelConfig`` and the inherited ``ScriptArguments`` fields are linked to TRL's documentation instead. A dataclass
+Each table lists the fields a dataclass declares itself (name, type, default, ``help`` text); TRL's ``SFTConfig`` and
+``ModelConfig`` (and the fields of any TRL base class) are linked to TRL's documentation instead. A dataclass
 shared by two recipes is tabled once, under the recipe named first in ``SHARED_IN``.
 """
 
@@ -27,7 +27,6 @@ README = ROOT / "recipes" / "README.md"
 TRL_DOCS = {
     "SFTConfig": "https://huggingface.co/docs/trl/sft_trainer#trl.SFTConfig",
     "ModelConfig": "https://github.com/huggingface/trl/blob/main/trl/trainer/model_config.py",
-    "ScriptArguments": "https://huggingface.co/docs/trl/script_utils#trl.ScriptArguments",
 }
 
 

@@ -2,20 +2,21 @@
 
 The generator's ``openai`` backend and the evaluation judge both call a model this way; each builds an
 :class:`Endpoint` from its own options (``generator_*``, ``judge_*``), so retries, backoff, concurrency and the API key
-behave the same for both. A call that fails raises :class:`EndpointError` whose ``kind`` says why, so callers branch
-on data, never on the wording of a message.
+behave the same for both; the retries follow the project's one policy (:mod:`reer_hf.core.retry`). A call that fails
+raises :class:`EndpointError` whose ``kind`` says why, so callers branch on data, never on the wording of a message.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import requests as http
 from requests.adapters import HTTPAdapter
+
+from reer_hf.core.retry import RetriesExhausted, RetryPolicy
 
 __all__ = ["ERROR_KINDS", "Endpoint", "EndpointClient", "EndpointError", "ErrorKind", "served_models"]
 
@@ -77,17 +78,14 @@ class EndpointError(Exception):
 class EndpointClient:
     """POSTs JSON to an :class:`Endpoint` over one pooled session, safe to call from ``max_concurrency`` threads.
 
-    Network errors (connection errors, timeouts, HTTP 408/429/502/503/504) are retried with exponential backoff
-    (``backoff * 2**k`` seconds, at least the server's ``Retry-After``); other HTTP errors are not, since repeating
-    them cannot help. ``retries`` counts the retries made so far.
+    Network errors and HTTP 408/429/502/503/504 are retried by :class:`~reer_hf.core.retry.RetryPolicy` (the
+    endpoint's ``max_retries`` and ``backoff``); other HTTP errors are not, since repeating them cannot help.
+    ``retries`` counts the retries made so far.
     """
-
-    RETRY_STATUS = frozenset({408, 429, 502, 503, 504})  # timeouts, rate limits, gateways
-    NETWORK_ERRORS = (http.ConnectionError, http.Timeout, http.exceptions.ChunkedEncodingError)
-    MAX_RETRY_AFTER = 60.0
 
     def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
+        self.policy = RetryPolicy(endpoint.max_retries, endpoint.backoff)
         self.headers = endpoint.headers()
         self.session = http.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=endpoint.max_concurrency)
@@ -109,48 +107,48 @@ class EndpointClient:
         quote it); :class:`EndpointError` otherwise. ``retry_unparsable``: a 2xx body that is not JSON (a proxy's error
         page, a reply cut short) is retried like a network error, for callers that would otherwise redo more work."""
         url = self.endpoint.url(route)
-        error, wait, kind = "", 0.0, "network"
-        for attempt in range(self.endpoint.max_retries + 1):
-            if attempt:
-                time.sleep(max(self.endpoint.backoff * 2 ** (attempt - 1), wait))
-                with self._lock:
-                    self._retries += 1
-            wait = 0.0
-            try:
-                response = self.session.post(url, json=payload, headers=self.headers, timeout=self.endpoint.timeout)
-            except self.NETWORK_ERRORS as e:
-                error, kind = f"{type(e).__name__}: {e}", "network"
-                continue
-            except http.RequestException as e:  # an invalid URL, too many redirects: repeating cannot help
-                raise EndpointError(f"{type(e).__name__} from {url}: {e}", "http") from e
+
+        def malformed(response: http.Response) -> str | None:
             if response.ok:
                 try:
-                    return response.json(), response.text
+                    response.json()
                 except ValueError:
-                    error, kind = f"malformed reply from {url} (not JSON): {response.text[:300]!r}", "parse"
-                    if retry_unparsable:
-                        continue
-                    raise EndpointError(error, kind) from None
-            error, kind = f"HTTP {response.status_code} from {url}: {response.text[:500]}", "network"
-            if response.status_code not in self.RETRY_STATUS:
-                raise EndpointError(error, "http", response.status_code)
-            wait = self._retry_after(response)
-        retries = self.endpoint.max_retries
-        raise EndpointError(f"gave up after {retries} {'retry' if retries == 1 else 'retries'}: {error}", kind)
+                    return f"malformed reply from {url} (not JSON): {response.text[:300]!r}"
+            return None
 
-    def _retry_after(self, response: http.Response) -> float:
         try:
-            return min(float(response.headers.get("Retry-After", 0)), self.MAX_RETRY_AFTER)
-        except ValueError:  # the HTTP-date form
-            return 0.0
+            response = self.policy.send(
+                lambda: self.session.post(url, json=payload, headers=self.headers, timeout=self.endpoint.timeout),
+                unusable=malformed if retry_unparsable else None,
+                on_retry=self._count_retry,
+            )
+        except RetriesExhausted as e:
+            raise EndpointError(str(e), e.kind) from None
+        except http.RequestException as e:  # an invalid URL, too many redirects: repeating cannot help
+            raise EndpointError(f"{type(e).__name__} from {url}: {e}", "http") from e
+        if not response.ok:
+            status = response.status_code
+            raise EndpointError(f"HTTP {status} from {url}: {response.text[:500]}", "http", status)
+        if (error := malformed(response)) is not None:
+            raise EndpointError(error, "parse")
+        return response.json(), response.text
+
+    def _count_retry(self, _: str) -> None:
+        with self._lock:
+            self._retries += 1
 
 
 def served_models(endpoint: Endpoint, timeout: float = 30.0) -> list[str]:
-    """The model names ``GET {base_url}/models`` lists, asked once (a health check fails fast rather than wait out
-    the retries); :class:`EndpointError` when the server cannot be reached or gives no model list."""
+    """The model names ``GET {base_url}/models`` lists, asked once (the policy with no retry: a health check fails
+    fast rather than wait out the retries); :class:`EndpointError` when the server cannot be reached or gives no model
+    list."""
     url = endpoint.url("models")
     try:
-        response = http.get(url, headers=endpoint.headers(), timeout=min(timeout, endpoint.timeout))
+        response = RetryPolicy(0, 0.0).send(
+            lambda: http.get(url, headers=endpoint.headers(), timeout=min(timeout, endpoint.timeout))
+        )
+    except RetriesExhausted as e:
+        raise EndpointError(e.error, "network") from None
     except http.RequestException as e:
         raise EndpointError(f"{type(e).__name__}: {e}", "network") from e
     if not response.ok:

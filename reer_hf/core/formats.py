@@ -3,11 +3,13 @@ recipe trains on, and the sequence the scorer reads, so the three never drift ap
 
 from __future__ import annotations
 
+from reer_hf.core.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
+
 __all__ = ["ASSISTANT_FORMAT", "PAPER_SYSTEM_PROMPT", "check_assistant_format", "format_assistant", "to_messages"]
 
 PAPER_SYSTEM_PROMPT = "You are a helpful assistant."
 #: The paper's output format: the thinking in ``<think>`` tags, then the answer in ``<answer>`` tags.
-ASSISTANT_FORMAT = "<think>\n{thinking}\n</think>\n<answer>\n{answer}\n</answer>"
+ASSISTANT_FORMAT = f"{THINK_OPEN}\n{{thinking}}\n{THINK_CLOSE}\n{ANSWER_OPEN}\n{{answer}}\n{ANSWER_CLOSE}"
 
 
 def check_assistant_format(assistant_format: str, option: str) -> None:

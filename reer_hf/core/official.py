@@ -18,7 +18,6 @@ import hashlib
 import logging
 import os
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +26,15 @@ from typing import Literal
 import requests
 
 from reer_hf.core.cache import atomic_write, cache_root
+from reer_hf.core.retry import RetriesExhausted, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
 BASE_URL_ENV = "REER_HF_OFFICIAL_BASE_URL"
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com"
 TIMEOUT_S = (10.0, 60.0)  # (connect, read)
-RETRIES = 2  # extra attempts after a network error; an HTTP error status is final
-BACKOFF_S = 1.0  # wait before retry n is n * BACKOFF_S
+RETRIES = 2  # retries of a download, under the project's one retry policy (reer_hf.core.retry)
+BACKOFF_S = 1.0  # seconds before the first retry (doubles)
 _STRIP_METHODS = frozenset({"strip", "lstrip", "rstrip"})
 
 
@@ -187,22 +187,25 @@ def _offline_hint(src: Source) -> str:
 
 
 def _download(src: Source) -> bytes:
-    """GET the pinned file, retrying network errors only: an HTTP error status will not change on a retry."""
+    """GET the pinned file under :class:`~reer_hf.core.retry.RetryPolicy`: network errors and "not now" statuses
+    (429, 503, ...) are retried; any other error status is final."""
     url = src.url()
-    attempt = 0
-    while True:
-        try:
-            response = requests.get(url, timeout=TIMEOUT_S)
-            break
-        except (requests.ConnectionError, requests.Timeout) as err:
-            if attempt == RETRIES:
-                raise OfficialSourceError(
-                    f"{src.name}: cannot download {url} ({type(err).__name__} after {RETRIES + 1} attempts) and no "
-                    f"verified copy is cached; {_offline_hint(src)}"
-                ) from err
-            attempt += 1
-            logger.warning("Downloading %s failed (%s); retry %d of %d", url, type(err).__name__, attempt, RETRIES)
-            time.sleep(BACKOFF_S * attempt)
+
+    def warn(error: str) -> None:
+        logger.warning("Downloading %s failed (%s); retrying (at most %d retries)", url, error[:200], RETRIES)
+
+    try:
+        response = RetryPolicy(RETRIES, BACKOFF_S).send(lambda: requests.get(url, timeout=TIMEOUT_S), on_retry=warn)
+    except RetriesExhausted as err:
+        raise OfficialSourceError(
+            f"{src.name}: cannot download {url} ({err.cause} after {RETRIES + 1} attempts) and no verified copy is "
+            f"cached; {_offline_hint(src)}"
+        ) from err
+    except requests.RequestException as err:  # an invalid URL: repeating cannot help
+        raise OfficialSourceError(
+            f"{src.name}: cannot download {url} ({type(err).__name__}) and no verified copy is cached; "
+            f"{_offline_hint(src)}"
+        ) from err
     if response.status_code != 200:
         raise OfficialSourceError(
             f"{src.name}: downloading {url} answered HTTP {response.status_code}; {_offline_hint(src)}"

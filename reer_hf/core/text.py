@@ -9,6 +9,7 @@ from typing import NamedTuple
 __all__ = [
     "ANSWER_CLOSE",
     "ANSWER_OPEN",
+    "CJK_CHARS",
     "LANGUAGES",
     "THINK_CLOSE",
     "THINK_OPEN",
@@ -77,22 +78,26 @@ def strip_thinking(text: str) -> str:
     return split_thinking(text).answer
 
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+#: The one CJK character class: kana, CJK ideographs (extension A, the unified block, compatibility ideographs,
+#: extensions B and later) and hangul syllables. The language detector counts these characters, and in ``zh`` text each
+#: of them is one unit, so what makes a text Chinese is what is counted in it. Punctuation is in neither.
+#: (LongBench-Write's length score keeps its own, narrower count, ``[\u4e00-\u9fff]``, as its official code does.)
+CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0002ffff"
+_CJK = re.compile(f"[{CJK_CHARS}]")
 _LATIN = re.compile(r"[A-Za-z]")
 
 
 def detect_language(text: str, threshold: float = 0.3) -> str:
-    """``zh`` when CJK characters make up at least ``threshold`` of the letters, else ``en`` (about four latin letters
-    count as one word, and a word weighs as much as one hanzi)."""
+    """``zh`` when CJK characters (:data:`CJK_CHARS`) make up at least ``threshold`` of the letters, else ``en`` (about
+    four latin letters count as one word, and a word weighs as much as one hanzi)."""
     cjk = len(_CJK.findall(text))
     latin = len(_LATIN.findall(text))
     return "zh" if cjk and cjk / (cjk + latin / 4) >= threshold else "en"
 
 
-_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0002ffff"
 _UNIT_RE = {
     "en": re.compile(r"\w+(?:['’]\w+)*"),  # words; punctuation is dropped, an apostrophe inside a word is kept
-    "zh": re.compile(rf"[{_CJK_CHARS}]|[^\W{_CJK_CHARS}]+"),  # each CJK character, and runs of other word chars
+    "zh": re.compile(rf"[{CJK_CHARS}]|[^\W{CJK_CHARS}]+"),  # each CJK character, and runs of other word chars
 }
 
 

@@ -111,7 +111,11 @@ class EvaluationScriptArguments:
         },
     )
     reasoning_max_items: int | None = field(
-        default=100, metadata={"help": "Judge the thinking of at most N items (in benchmark order); None: all."}
+        default=100,
+        metadata={
+            "help": "Judge the thinking of at most N items, picked by a hash of their ids (the same items in every "
+            "run over the same benchmarks, spread over all of them); None: all."
+        },
     )
     reasoning_template: str | None = field(
         default=None, metadata={"help": "Reasoning rubric template file; None: reer_hf/prompts/judge_reasoning_en.md."}

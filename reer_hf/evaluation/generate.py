@@ -1,7 +1,9 @@
 """The generate stage: each item's answer from the model under evaluation, sampled with its benchmark's settings,
 split into thinking and answer, given a status, and written as it comes so an interrupted run resumes. A request that
 failed in transport (:data:`~reer_hf.synthesis.generation.TRANSPORT_KINDS`) is counted in this run but never written:
-the next run redoes it."""
+the next run redoes it. Generation calls with such failures count towards the synthesis run's outage thresholds
+(``generator_outage_*``, :class:`~reer_hf.synthesis.faults.PieceFailures`), so a server that went away stops the
+run instead of failing every remaining item after its retries."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from tqdm.auto import tqdm
 from reer_hf.core.text import split_thinking
 from reer_hf.evaluation.benchmarks.registry import get_benchmark
 from reer_hf.evaluation.store import JsonlLog
+from reer_hf.synthesis.faults import PieceFailures
 from reer_hf.synthesis.generation import (
     FINISH_ERROR,
     FINISH_LENGTH,
     TRANSPORT_KINDS,
     Completion,
     Generator,
+    GeneratorUnavailable,
     Request,
     Sampling,
 )
@@ -81,10 +85,12 @@ def generate_answers(
     system_prompt: str | None = None,
     chunk_size: int = 32,
     progress: bool = True,
+    failures: PieceFailures | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Each item's generation record, generating only those ``log`` does not hold yet (or holds as failed), in
     chunks of ``chunk_size`` written as they finish, except transport failures (this run reports them as failed;
-    the next one redoes them). Longest prompts first, so batches pad little."""
+    the next one redoes them). Longest prompts first, so batches pad little. Each chunk's outcome goes to
+    ``failures``, which raises :class:`~reer_hf.synthesis.faults.GeneratorOutage` past its thresholds."""
     done = {r["id"]: r for r in log.read() if r.get("status") != "error" or r.get("error_kind") == "context"}
     pending = sorted((it for it in items if it["id"] not in done), key=lambda it: -len(it["prompt"]))
     if pending and generator is None:
@@ -102,6 +108,10 @@ def generate_answers(
             generation_record(it, c[0], prefill if seeded else "") for it, c in zip(chunk, completions, strict=True)
         ]
         log.append([r for r in records if r["error_kind"] not in TRANSPORT_KINDS])
+        if failures is not None:
+            lost = [r["error"] for r in records if r["error_kind"] in TRANSPORT_KINDS]
+            error = GeneratorUnavailable(failures.where, len(lost), len(records), lost[-1]) if lost else None
+            failures.add(f"call {lo // chunk_size}", error)
         done.update((r["id"], r) for r in records if r["status"] != "error")
         for r in records:
             if r["status"] == "error":

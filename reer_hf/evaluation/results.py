@@ -1,7 +1,7 @@
 """Every score of one benchmark, as ``results.json`` holds it: generation counts, the deterministic metrics every
 benchmark gets (distinct-n of the answers, the reflection profile of the thinking), the benchmark's own metrics and,
-after the judge stage, its judged scores. The metrics are the functions behind :mod:`reer_hf.evaluation.metrics`,
-called directly."""
+after the judge stage, its judged scores. The deterministic metrics are computed through their ``evaluate`` modules
+(:mod:`reer_hf.evaluation.metrics`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from reer_hf.evaluation import metrics
 from reer_hf.evaluation.benchmarks.base import mean
 from reer_hf.evaluation.benchmarks.registry import get_benchmark
 from reer_hf.evaluation.generate import GENERATION_STATUSES
 from reer_hf.evaluation.judgement import Judgement
-from reer_hf.evaluation.text import distinct_n, reflection_rates
 from reer_hf.synthesis.generation import TRANSPORT_KINDS
 
 __all__ = ["score_benchmark"]
@@ -54,10 +54,10 @@ def score_benchmark(
         }
     }
     if answers:
-        out["distinct_n"] = distinct_n(answers, max_n=2)
+        out["distinct_n"] = metrics.compute("distinct_n", predictions=answers, max_n=2)
     if with_thinking:
         # each thinking in its own language (a model may think in English about a Chinese prompt)
-        profile = reflection_rates([t for t, _ in with_thinking], langs="auto")
+        profile = metrics.compute("reflection_profile", predictions=[t for t, _ in with_thinking], langs="auto")
         out["reflection_profile"] = {k: profile[k] for k in ("per_1k", "en", "zh")}
     if options:
         out["options"] = dict(options)

@@ -39,6 +39,7 @@ from reer_hf.evaluation.report import load_report, write_report
 from reer_hf.evaluation.results import score_benchmark
 from reer_hf.evaluation.store import JsonlLog, check_meta
 from reer_hf.synthesis.config import GeneratorConfig
+from reer_hf.synthesis.faults import PieceFailures, check_generator
 from reer_hf.synthesis.generation import Generator, build_generator
 
 __all__ = ["evaluate"]
@@ -131,9 +132,11 @@ def _generate(
     generator_factory: Callable[[GeneratorConfig], Generator] | None,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, Any] | None]:
     """Each benchmark's generation records: generated where the stage runs (the generator built only when some item
-    still needs one), else read from the logs of an earlier run; and the generator's counters (None: none built)."""
+    still needs one, after the health check of an ``openai`` server), else read from the logs of an earlier run; and
+    the generator's counters (None: none built). Calls that fail in transport count towards the outage thresholds
+    of the ``generator_outage_*`` options, over all benchmarks."""
     generations: dict[str, dict[str, dict]] = {}
-    generator = None
+    generator, failures = None, None
     for b, rows in items.items():
         log = JsonlLog(out / "generations" / f"{b}.jsonl")
         if "generate" not in args.stages:
@@ -156,7 +159,11 @@ def _generate(
         check_meta(out / "generations" / f"{b}.meta.json", meta, args.overwrite_output_dir, "generations")
         have = {r["id"] for r in log.read() if r.get("status") != "error"}
         if generator is None and any(it["id"] not in have for it in rows):
+            check_generator(gen_cfg)  # an openai server that cannot serve the model fails the run before any call
             generator = (generator_factory or build_generator)(gen_cfg)
+            resume = "run the same command again: it generates only the answers not written yet"
+            where = getattr(generator, "where", gen_cfg.generator_model)
+            failures = PieceFailures(gen_cfg, where, out / "generations", unit="generation calls", resume=resume)
         generations[b] = generate_answers(
             rows,
             generator,
@@ -165,6 +172,7 @@ def _generate(
             prefill=args.eval_prefill,
             system_prompt=args.eval_system_prompt,
             chunk_size=args.save_every,
+            failures=failures,
         )
     stats = None if generator is None else dict(getattr(generator, "stats", {}))
     if generator is not None and hasattr(generator, "close"):

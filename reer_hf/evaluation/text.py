@@ -1,7 +1,7 @@
 """Pure text statistics of the answers and the thinking, reported for every benchmark (no models, no network): the
 diversity of the answers (distinct-n) and how often the thinking reflects (reflection phrases per 1,000 units).
-The ``distinct_n`` and ``reflection_profile`` metrics of :mod:`reer_hf.evaluation.metrics` wrap these functions; the
-run calls them directly, so a run never pays for loading ``evaluate``."""
+They are the implementation behind the ``distinct_n`` and ``reflection_profile`` metrics of
+:mod:`reer_hf.evaluation.metrics`, through which the run computes them."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ import torch
 from reer_hf.core.models import load_causal_lm, load_tokenizer, resolve_model
 from reer_hf.core.prompts import official_prompt, render
 from reer_hf.core.segment import segment_bounds
-from reer_hf.core.text import detect_language
+from reer_hf.core.text import THINK_OPEN, detect_language
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.engine import TransformersLogprobs
 from reer_hf.scoring.vllm_backend import VLLMLogprobs
@@ -43,7 +43,7 @@ STATUS_TOO_LONG = "too_long"
 STATUS_EMPTY_ANSWER = "empty_answer"
 STATUS_INVALID_INPUT = "invalid_input"
 STATUS_NO_SCORED_TOKENS = "no_scored_tokens"
-_TRAILING_THINK = re.compile(r"<think>\s*$")
+_TRAILING_THINK = re.compile(re.escape(THINK_OPEN) + r"\s*$")
 
 
 @dataclass

@@ -4,22 +4,25 @@ paper's ablations and the public-data mixture."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-from trl import ScriptArguments
+from typing import TYPE_CHECKING, Literal
 
 from reer_hf.core.formats import ASSISTANT_FORMAT, PAPER_SYSTEM_PROMPT, check_assistant_format
 from reer_hf.core.options import check_choices
+
+if TYPE_CHECKING:
+    from trl import TrlParser
 
 DEEPWRITING_20K = "m-a-p/DeepWriting-20K"
 
 
 @dataclass
-class SFTScriptArguments(ScriptArguments):
+class SFTScriptArguments:
     """What ``recipes/sft.py`` trains on: the REER data, the paper's ablations (arXiv 2509.06160) and the public mix.
 
-    ``dataset_name`` / ``dataset_config`` / ``dataset_train_split`` (from ``trl.ScriptArguments``) name the REER data;
-    ``mix_*`` the public reasoning data; ``ablation_*`` the paper's ablations; ``reer_*`` the conversion.
+    ``dataset_*`` name the REER data; ``mix_*`` the public reasoning data; ``ablation_*`` the paper's ablations;
+    ``reer_*`` the conversion. Not ``trl.ScriptArguments``: its ``dataset_test_split``, ``dataset_streaming`` and
+    ``ignore_bias_buffers`` would be options this recipe never reads (it trains without an eval split, converts and
+    caches the data whole, and leaves DDP buffers to accelerate), so they are unknown options here.
     """
 
     dataset_name: str | None = field(
@@ -33,6 +36,8 @@ class SFTScriptArguments(ScriptArguments):
             "recipes/synthesize.py (query, answer, z0, z_star)."
         },
     )
+    dataset_config: str | None = field(default=None, metadata={"help": "Config (subset) of a Hub dataset_name."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split of dataset_name trained on."})
     dataset_data_files: list[str] | None = field(
         default=None,
         metadata={
@@ -73,6 +78,15 @@ class SFTScriptArguments(ScriptArguments):
         metadata={
             "help": "Assistant turn, with {thinking} once and {answer}; the default is the paper's output format "
             "<think>...</think><answer>...</answer>. Public rows with a thinking are rewritten to it too."
+        },
+    )
+    reer_over_max_length: Literal["drop", "keep"] = field(
+        default="drop",
+        metadata={
+            "help": "Conversations that max_length would cut before their end-of-turn token (eos_token, e.g. "
+            "<|im_end|>), measured as SFTTrainer tokenizes them: drop (every trained row then teaches the model to "
+            "stop) or keep (SFTTrainer truncates them and they never train the end of turn). Counted in the data "
+            "report either way (--dry_run)."
         },
     )
     reer_category_column: str = field(
@@ -236,3 +250,11 @@ class SFTScriptArguments(ScriptArguments):
                 )
         elif not self.dataset_name:
             raise ValueError("dataset_name (the REER data) is required unless ablation_no_synthetic is set")
+
+
+def sft_parser() -> TrlParser:
+    """The parser of ``recipes/sft.py`` (and ``scripts/check_stops.py``, which rebuilds its training prompts): this
+    module's options, TRL's ``SFTConfig`` and ``ModelConfig``, from a YAML recipe and the command line."""
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    return TrlParser((SFTScriptArguments, SFTConfig, ModelConfig))

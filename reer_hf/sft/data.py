@@ -17,6 +17,8 @@ The pipeline (:func:`build_sft_dataset`) records the row count before and after 
 4. **Messages**: system prompt, user turn, and the assistant turn in ``reer_assistant_format`` (by default the paper's
    ``<think>...</think><answer>...</answer>``).
 5. **Mix** with a seeded sample of the public reasoning data (:mod:`~reer_hf.sft.mixture`), by count or ratio.
+6. **End of turn**: every conversation tokenized as ``SFTTrainer`` will (:mod:`~reer_hf.sft.end_of_turn`); those
+   ``max_length`` would cut before their end-of-turn token are dropped (or kept and counted).
 
 A step that leaves no rows fails with every step's counts and drop reasons. With a cache folder, the result and its
 report are saved there once (:func:`build_sft_dataset`), so the other ranks of a launch
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING, Literal
 
 from reer_hf.core.cache import cache_root
 from reer_hf.core.reflection import remove_reflections
+from reer_hf.sft.end_of_turn import Truncation, end_of_turn_step
 from reer_hf.sft.mixture import mix_datasets, public_wanted, sample_public
 from reer_hf.sft.report import SFTDataReport
 from reer_hf.sft.trajectories import detect_shape, load_table, to_trajectories, trajectories_to_messages
@@ -73,6 +76,7 @@ DATA_OPTIONS = frozenset(
         "reer_system_prompt",
         "reer_user_template",
         "reer_assistant_format",
+        "reer_over_max_length",
         "reer_category_column",
         "reer_seed",
         "ablation_no_synthetic",
@@ -91,9 +95,8 @@ DATA_OPTIONS = frozenset(
         "mix_ratio",
     }
 )
-#: The fields of ``SFTScriptArguments`` that change how a run operates or what it writes, not the rows it trains on
-#: (``dataset_test_split``, ``dataset_streaming`` and ``ignore_bias_buffers`` come from ``trl.ScriptArguments`` and
-#: the pipeline does not read them): left out of the cache key.
+#: The fields of ``SFTScriptArguments`` that change how a run operates or what it writes, not the rows it trains on:
+#: left out of the cache key.
 SCRIPT_OPTIONS = frozenset(
     {
         "dry_run",
@@ -103,9 +106,6 @@ SCRIPT_OPTIONS = frozenset(
         "reer_auto_resume",
         "reer_model_license",
         "reer_project_url",
-        "dataset_test_split",
-        "dataset_streaming",
-        "ignore_bias_buffers",
     }
 )
 #: The package folders whose files decide the rows (the conversion code, the shared core it builds on, the prompts a
@@ -261,19 +261,35 @@ def _build(
     sources: tuple[Dataset | None, Dataset | None],
     tokenizer: PreTrainedTokenizerBase | None,
     measure_lengths: bool,
+    truncation: Truncation | None,
 ) -> tuple[Dataset, SFTDataReport]:
-    reer_raw, public_raw = sources
+    """Steps 1-5, then the end-of-turn step when the trainer's ``truncation`` is known."""
     report = SFTDataReport()
+    rows = _mixed_rows(args, sources, tokenizer, measure_lengths, report)
+    if truncation is not None:
+        rows = end_of_turn_step(rows, tokenizer, truncation, args.reer_over_max_length, report)
+        _require_rows(rows, report, "conversations")
+    return rows, report
+
+
+def _mixed_rows(
+    args: SFTScriptArguments,
+    sources: tuple[Dataset | None, Dataset | None],
+    tokenizer: PreTrainedTokenizerBase | None,
+    measure_lengths: bool,
+    report: SFTDataReport,
+) -> Dataset:
+    reer_raw, public_raw = sources
     reer = None if reer_raw is None else _reer_messages(args, reer_raw, tokenizer, measure_lengths, report)
     if public_raw is None:
-        return reer, report
+        return reer
     wanted = public_wanted(len(reer) if reer is not None else 0, args.mix_count, args.mix_ratio)
     source = _source_label(args.mix_dataset_name, args.mix_dataset_data_files, args.mix_dataset_revision)
     report.add("load public data", len(public_raw), len(public_raw), source)
     if wanted == 0:  # a mix_ratio too small for the REER rows at hand
         report.add("public rows", len(public_raw), 0, f"mix_ratio={args.mix_ratio} of {len(reer)} REER rows is none")
         report.mix = {"reer": len(reer), "public": 0, "public_wanted": 0, "public_share": 0.0}
-        return reer, report
+        return reer
     public, info = sample_public(
         public_raw, wanted, args.reer_seed, args.reer_system_prompt, args.reer_assistant_format, args.mix_dataset_name
     )
@@ -287,7 +303,7 @@ def _build(
         raise report.no_rows_error("public rows")
     mixed, report.mix = mix_datasets(reer, public, wanted)
     report.add("mix", len(mixed), len(mixed), f"{report.mix['reer']} REER + {report.mix['public']} public")
-    return mixed, report
+    return mixed
 
 
 def data_cache_dir(args: SFTScriptArguments) -> Path | None:
@@ -312,10 +328,12 @@ def data_cache_key(
     args: SFTScriptArguments,
     tokenizer: PreTrainedTokenizerBase | None,
     sources: tuple[Dataset | None, Dataset | None],
+    truncation: Truncation | None = None,
 ) -> tuple[str, dict]:
     """The cache key of the data ``args`` builds, and what it hashes: the options that decide the rows
     (:data:`DATA_OPTIONS`), the fingerprints ``datasets`` gives the loaded sources (they change with a local file's
-    content and a Hub revision), the tokenizer (it measures the thinking lengths) and the conversion code."""
+    content and a Hub revision), the tokenizer (it measures the thinking lengths and the conversations), the trainer's
+    ``truncation`` (it decides which conversations keep their end of turn) and the conversion code."""
     from datasets.fingerprint import Hasher
 
     options = {name: getattr(args, name) for name in sorted(DATA_OPTIONS)}
@@ -324,12 +342,14 @@ def data_cache_key(
         tok = {
             "name": tokenizer.name_or_path,
             "chat_template": tokenizer.chat_template,
+            "eos_token": tokenizer.eos_token,
             "hash": Hasher.hash(tokenizer),
         }
     payload = {
         "options": options,
         "sources": [None if ds is None else ds._fingerprint for ds in sources],
         "tokenizer": tok,
+        "truncation": None if truncation is None else truncation.to_dict(),
         "code": _code_digest(),
     }
     key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:24]
@@ -377,15 +397,17 @@ def build_sft_dataset(
     *,
     measure_lengths: bool = False,
     cache_dir: str | os.PathLike | None = None,
+    truncation: Truncation | None = None,
 ) -> tuple[Dataset, SFTDataReport]:
     """The training ``messages`` dataset for ``args`` and the report of every step (see the module docstring).
 
-    ``tokenizer`` (the model's) measures the thinking lengths, for the length ablation (which needs it) and, with
-    ``measure_lengths``, for the report. With ``cache_dir``, the result is looked up there under
+    ``tokenizer`` (the model's, with the recipe's chat template and end-of-turn token) measures the thinking lengths,
+    for the length ablation (which needs it) and, with ``measure_lengths``, for the report; ``truncation`` (the
+    trainer's) adds the end-of-turn step. With ``cache_dir``, the result is looked up there under
     :func:`data_cache_key`, else built (its lengths measured, so the entry serves any later reader) and saved there,
     and the dataset returned is the saved one: every process of a launch gets the same table.
     """
-    dataset, report, _ = _build_or_load(args, tokenizer, measure_lengths, cache_dir)
+    dataset, report, _ = _build_or_load(args, tokenizer, measure_lengths, cache_dir, truncation)
     return dataset, report
 
 
@@ -394,20 +416,23 @@ def _build_or_load(
     tokenizer: PreTrainedTokenizerBase | None,
     measure_lengths: bool,
     cache_dir: str | os.PathLike | None,
+    truncation: Truncation | None,
 ) -> tuple[Dataset, SFTDataReport, Path | None]:
     """:func:`build_sft_dataset`, with the cache entry it loaded or saved (``None`` without one)."""
     if args.ablation_length != "none" and tokenizer is None:
         raise ValueError("ablation_length measures thinking tokens: pass the model's tokenizer")
+    if truncation is not None and tokenizer is None:
+        raise ValueError("the end-of-turn step tokenizes the conversations: pass the model's tokenizer")
     sources = _load_sources(args)
     if cache_dir is None:
-        return *_build(args, sources, tokenizer, measure_lengths), None
-    key, payload = data_cache_key(args, tokenizer, sources)
+        return *_build(args, sources, tokenizer, measure_lengths, truncation), None
+    key, payload = data_cache_key(args, tokenizer, sources, truncation)
     entry = Path(cache_dir) / key
     cached = _load_entry(entry)
     if cached is not None:
         logger.info("SFT data loaded from %s", entry)
         return *cached, entry
-    dataset, report = _build(args, sources, tokenizer, measure_lengths=True)
+    dataset, report = _build(args, sources, tokenizer, True, truncation)
     if not _save_entry(entry, dataset, report, payload):
         return dataset, report, None
     logger.info("SFT data saved to %s", entry)
@@ -434,8 +459,8 @@ def _broadcast_entry(entry: Path | None) -> Path | None:
 def build_sft_dataset_on_ranks(
     args: SFTScriptArguments, tokenizer: PreTrainedTokenizerBase | None, training_args
 ) -> tuple[Dataset, SFTDataReport]:
-    """:func:`build_sft_dataset` in every process of a launch (``training_args``: its ``TrainingArguments``), the
-    data converted once per cache folder.
+    """:func:`build_sft_dataset` in every process of a launch (``training_args``: its ``SFTConfig``, whose
+    truncation the end-of-turn step follows when there is a tokenizer), the data converted once per cache folder.
 
     Global rank 0 builds first (or finds its cache entry), while the others wait; the entry's path goes to every
     rank. A rank that can read that entry (a cache folder shared by the nodes, or the same node) loads it, without
@@ -446,12 +471,13 @@ def build_sft_dataset_on_ranks(
     is :func:`build_sft_dataset`.
     """
     cache_dir = data_cache_dir(args)
+    truncation = None if tokenizer is None else Truncation.of(training_args)
     rank = training_args.process_index
     result, entry, error = None, None, None
     with training_args.main_process_first(local=False, desc="SFT data"):
         if rank == 0:
             try:
-                dataset, report, entry = _build_or_load(args, tokenizer, True, cache_dir)
+                dataset, report, entry = _build_or_load(args, tokenizer, True, cache_dir, truncation)
                 result = dataset, report
             except Exception as err:  # raised below, once every rank has passed the broadcast
                 error = err
@@ -464,5 +490,7 @@ def build_sft_dataset_on_ranks(
             if result is not None:
                 logger.info("SFT data of rank 0 loaded from %s", entry)
         if result is None:
-            result = build_sft_dataset(args, tokenizer, measure_lengths=False, cache_dir=cache_dir)
+            result = build_sft_dataset(
+                args, tokenizer, measure_lengths=False, cache_dir=cache_dir, truncation=truncation
+            )
     return result

@@ -1,5 +1,6 @@
 """What the SFT data pipeline did, for ``--dry_run``, the saved ``sft_data_report.json`` and the model card: the rows
-each step kept, token length statistics and a histogram, and one sample conversation."""
+each step kept, how many conversations ``max_length`` would cut before their end-of-turn token, token length
+statistics and a histogram, and one sample conversation."""
 
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ class SFTDataReport:
     thinking_tokens: list[int] = field(default_factory=list)
     conversation_tokens: list[int] = field(default_factory=list)
     sample: list[dict] | None = None
+    #: The end-of-turn check (reer_hf.sft.end_of_turn): the token, the truncation, what was done and how many it cut.
+    end_of_turn: dict | None = None
 
     def add(self, step: str, before: int, after: int, detail: str = "") -> None:
         self.steps.append({"step": step, "before": before, "after": after, "detail": detail})
@@ -98,8 +101,11 @@ class SFTDataReport:
         return cls(**{f.name: state[f.name] for f in dataclasses.fields(cls) if f.name in state})
 
     def describe(self, ds: Dataset, tokenizer: PreTrainedTokenizerBase) -> None:
-        """Token lengths of every conversation as the chat template renders it, and the first row."""
+        """The first row, and the token lengths of every conversation as the chat template renders it, unless the
+        end-of-turn step measured them already (as SFTTrainer tokenizes them)."""
         self.sample = ds[0]["messages"] if len(ds) else None
+        if self.end_of_turn is not None and len(self.conversation_tokens) == len(ds):
+            return
         self.conversation_tokens = []
         for i in range(0, len(ds), 256):
             texts = tokenizer.apply_chat_template(ds[i : i + 256]["messages"], tokenize=False)
@@ -113,6 +119,7 @@ class SFTDataReport:
             "mix": self.mix,
             "thinking_tokens": _stats(self.thinking_tokens),
             "conversation_tokens": _stats(self.conversation_tokens),
+            "end_of_turn": self.end_of_turn,
         }
 
     def format(self, max_length: int | None = None, sample_chars: int = 1200) -> str:
@@ -134,7 +141,14 @@ class SFTDataReport:
                 lines.append(
                     f"{name} tokens: min {st['min']}, median {st['median']}, p90 {st['p90']}, max {st['max']}"
                 )
-        if max_length and self.conversation_tokens:
+        eot = self.end_of_turn
+        if eot is not None and eot["max_length"] is not None:
+            done = "dropped" if eot["action"] == "drop" else "kept: SFTTrainer truncates them, so they never train it"
+            lines.append(
+                f"conversations whose end-of-turn token {eot['token']} max_length={eot['max_length']} "
+                f"({eot['mode']}) would cut: {eot['cut']} ({done}; reer_over_max_length: {eot['action']})"
+            )
+        elif max_length and self.conversation_tokens:
             over = sum(n > max_length for n in self.conversation_tokens)
             lines.append(f"conversations over max_length={max_length}: {over} (SFTTrainer truncates them)")
         if self.sample:

@@ -125,6 +125,7 @@ class Upstream:
         self.root = root
         self.requests: list[str] = []
         self.drop_next = 0  # close this many connections without answering (a network error for the client)
+        self.status_next: list[int] = []  # answer these statuses first, one per request
         upstream = self
 
         class Handler(SimpleHTTPRequestHandler):
@@ -133,6 +134,9 @@ class Upstream:
                 if upstream.drop_next:
                     upstream.drop_next -= 1
                     self.close_connection = True
+                    return
+                if upstream.status_next:
+                    self.send_error(upstream.status_next.pop(0))
                     return
                 super().do_GET()
 
@@ -221,15 +225,22 @@ def test_a_digest_mismatch_is_refused_and_nothing_is_cached(upstream, tmp_path, 
     assert not (tmp_path / "home" / "official" / "writingbench").exists()
 
 
-def test_network_errors_are_retried_http_errors_are_not(upstream, monkeypatch):
+def test_network_errors_and_not_now_statuses_are_retried_other_http_errors_are_not(upstream, monkeypatch):
+    """The project's one retry policy (reer_hf.core.retry), as for the generator and the judge."""
     upstream.drop_next = 1
     assert text("hellobench:USER_PROMPT") == EXPECTED["hellobench:USER_PROMPT"]
     assert len(upstream.requests) == 2
+    upstream.status_next = [503, 429]  # a rate-limited mirror, then the file
+    assert fetch("reer").is_file() and len(upstream.requests) == 5
+    upstream.status_next = [503, 503, 503]
+    with pytest.raises(OfficialSourceError, match=r"HTTP 503 after 3 attempts"):
+        fetch("writingbench")
+    assert len(upstream.requests) == 8
     add_source(monkeypatch, upstream, "missing", "X = 'x'", {"X": Locator("assign", variable="X")})
     (upstream.root / "someone/fake" / ("0" * 40) / "missing.py").unlink()
     with pytest.raises(OfficialSourceError, match="HTTP 404"):
         text("missing:X")
-    assert len(upstream.requests) == 3
+    assert len(upstream.requests) == 9
 
 
 def test_offline_without_a_cache_says_what_to_run(upstream, monkeypatch):

@@ -11,7 +11,7 @@ import yaml
 from reer_hf.core.options import check_choices, choices, resume_safe_names, semantic_options
 from reer_hf.core.parser import RecipeParser
 from reer_hf.synthesis.config import GeneratorConfig, SearchConfig, SynthesisScriptArguments
-from reer_hf.synthesis.runner import fingerprint
+from reer_hf.synthesis.resume import fingerprint
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""The deterministic evaluation metrics: the functions the run calls, and the same through ``evaluate.load`` of each
-local module (no network; slow, since importing ``evaluate`` takes seconds), and the evaluation example of
-recipes/README.md."""
+"""The deterministic evaluation metrics: the functions behind them, the same through ``evaluate.load`` of each local
+module (no network; slow, since importing ``evaluate`` takes seconds), the run computing them through those modules,
+and the evaluation example of recipes/README.md."""
 
 from __future__ import annotations
 
@@ -120,3 +120,34 @@ def test_recipes_readme_evaluation_example_runs(capsys):
     assert lines[1] == str({"distinct_1": 0.5, "distinct_2": 2 / 3})
     # Hmm / wait / Let me think in 5 words, 嗯 / 换个角度 in 5 characters
     assert float(lines[2]) == pytest.approx(1000 * 5 / 10)
+
+
+def test_the_run_computes_its_metrics_through_the_evaluate_modules(monkeypatch):
+    """results.json's distinct-n, reflection profile and LongBench-Write S_l come from the three local ``evaluate``
+    modules, each loaded once per process, and equal the functions behind them."""
+    import evaluate
+
+    from reer_hf.evaluation.results import score_benchmark
+
+    loaded = []
+    real_load = evaluate.load
+    monkeypatch.setattr(evaluate, "load", lambda path, **kw: loaded.append(Path(path).name) or real_load(path, **kw))
+    metrics._in_memory.cache_clear()
+    answers = ["One two three four.", "Hmm, wait. 秋天来了。"]
+    items = [
+        {"id": f"lb/{i}", "benchmark": "longbench_write", "task": "all", "lang": "en", "length": n}
+        for i, n in enumerate((2, 5))
+    ]
+    generations = {
+        it["id"]: {"status": "ok", "answer": a, "thinking": "Let me think. Wait.", "n_tokens": 9, "error_kind": None}
+        for it, a in zip(items, answers, strict=True)
+    }
+    for _ in range(2):
+        scores = score_benchmark("longbench_write", items, generations, None)
+    assert sorted(loaded) == sorted(metrics.METRICS)  # each once, for two runs of the scoring
+    assert scores["distinct_n"] == distinct_n(answers, max_n=2)
+    assert scores["reflection_profile"]["per_1k"] == reflection_rates(["Let me think. Wait."] * 2)["per_1k"]
+    expected = [length_score(it["length"], produced_length(a)) for it, a in zip(items, answers, strict=True)]
+    assert scores["length_score"] == pytest.approx(sum(expected) / 2)
+    assert [v["length_score"] for v in scores["items"].values()] == pytest.approx(expected)
+    metrics._in_memory.cache_clear()

@@ -311,7 +311,7 @@ def test_model_behind_an_openai_server_with_the_benchmark_settings(tmp_path):
     config = GeneratorConfig(
         generator_model="served", generator_backend="openai", generator_api_key_env=None, generator_prefill_mode="none"
     )
-    with OpenAIServer(lambda kind, payload: [ANSWERS[payload["messages"][-1]["content"]]]) as server:
+    with OpenAIServer(lambda kind, payload: [ANSWERS[payload["messages"][-1]["content"]]], model="served") as server:
         config.generator_base_url = server.base_url
         report = evaluate(args, config, JudgeConfig())
     assert {(p["temperature"], p["top_p"], p["max_tokens"]) for p in server.requests} == {(0.5, 1.0, 32768)}
@@ -324,7 +324,12 @@ def test_model_behind_an_openai_server_with_the_benchmark_settings(tmp_path):
 
 def test_writingbench_sampling_reaches_the_server_and_top_k_zero_turns_it_off(tmp_path):
     root = write_benchmarks(tmp_path / "data")
-    config = GeneratorConfig(generator_backend="openai", generator_api_key_env=None, generator_prefill_mode="none")
+    config = GeneratorConfig(
+        generator_model="test-model",
+        generator_backend="openai",
+        generator_api_key_env=None,
+        generator_prefill_mode="none",
+    )
     for top_k, expected in ((None, 20), (0, None)):
         args = make_args(
             tmp_path / str(top_k), root, benchmarks=["writingbench"], stages=["generate"], eval_top_k=top_k
@@ -503,3 +508,30 @@ def test_a_context_rejection_is_the_models_outcome_and_kept(tmp_path):
     again = generate_answers([item], generator, Sampling(), log, progress=False)
     assert first["lb/0"]["error_kind"] == again["lb/0"]["error_kind"] == "context"
     assert generator.stats["requests"] == 1 and len(log.read()) == 1
+
+
+def test_the_help_texts_say_what_the_code_does(tmp_path):
+    """reasoning_max_items picks its items by a hash of their ids, as its help says (not in benchmark order); the
+    generator help, which recipes/eval.py shows for the model under evaluation, names no paper model."""
+    import dataclasses
+    import hashlib
+
+    from reer_hf.evaluation.run import _reasoning_requests
+
+    helps = {
+        f.name: f.metadata["help"] for c in (EvaluationScriptArguments, GeneratorConfig) for f in dataclasses.fields(c)
+    }
+    assert "hash of their ids" in helps["reasoning_max_items"] and "order" not in helps["reasoning_max_items"]
+    assert "model under evaluation" in helps["generator_model"]
+    assert not re.search(r"Qwen|paper", helps["generator_model"])
+    root = write_benchmarks(tmp_path / "data")
+    items = {"longbench_write": load_items("longbench_write", str(root))}
+    generations = {
+        "longbench_write": {it["id"]: {"status": "ok", "thinking": "Plan."} for it in items["longbench_write"]}
+    }
+    args = make_args(tmp_path, root, reasoning_max_items=2)
+    picked = [r.meta["item_id"] for r in _reasoning_requests(items, generations, args, JudgeConfig())]
+    by_hash = sorted(
+        (it["id"] for it in items["longbench_write"]), key=lambda i: hashlib.sha256(i.encode()).hexdigest()
+    )
+    assert picked == by_hash[:2] != [it["id"] for it in items["longbench_write"]][:2]

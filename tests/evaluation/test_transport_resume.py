@@ -100,12 +100,15 @@ def run(out: Path, root: Path, schedule: dict[int, str] | None) -> tuple[dict, F
     gen_faults, judge_faults = Faults(model, schedule), Faults(judge, schedule)
     with OpenAIServer(gen_faults) as gen_server, OpenAIServer(judge_faults) as judge_server:
         gen_cfg = GeneratorConfig(
+            generator_model="test-model",  # the served name: the health check asks for it
             generator_backend="openai",
             generator_base_url=gen_server.base_url,
             generator_api_key_env=None,
             generator_prefill_mode="none",
             generator_max_retries=1,
             generator_max_concurrency=1,
+            generator_outage_consecutive=0,  # the faults are what this run is for: no outage stop
+            generator_outage_share=1.0,
         )
         judge_cfg = JudgeConfig(
             judge_base_url=judge_server.base_url,
@@ -166,3 +169,55 @@ def test_a_faulty_run_started_again_equals_a_fault_free_run(tmp_path):
     # a third start asks for nothing at all (the unusable reply is asked again: judge_retry_failed)
     _, gen_faults, judge_faults = run(tmp_path / "faulty", root, None)
     assert gen_faults.n == 0 and judge_faults.n == 2  # one parse-failed item, asked twice
+
+
+def quick_args(tmp_path: Path) -> EvaluationScriptArguments:
+    root = write_data(tmp_path / "data")
+    return EvaluationScriptArguments(
+        benchmarks=["longbench_write"],
+        benchmark_data=str(root),
+        output_dir=str(tmp_path / "out"),
+        stages=["generate", "report"],
+        save_every=1,
+    )
+
+
+def openai_generator(server: OpenAIServer, **options) -> GeneratorConfig:
+    defaults = dict(generator_model="test-model", generator_prefill_mode="none", generator_max_retries=0)
+    defaults.update(options)
+    return GeneratorConfig(
+        generator_backend="openai", generator_base_url=server.base_url, generator_api_key_env=None, **defaults
+    )
+
+
+def test_the_health_check_stops_an_evaluation_whose_server_does_not_serve_the_model(tmp_path):
+    from reer_hf.synthesis.faults import GeneratorOutage
+
+    args = quick_args(tmp_path)
+    with OpenAIServer(model) as server:
+        with pytest.raises(GeneratorOutage, match=r"does not serve generator_model 'other'.*\['test-model'\]"):
+            evaluate(args, openai_generator(server, generator_model="other"), JudgeConfig())
+        assert server.requests == []  # refused before any generation call
+        unchecked = openai_generator(server, generator_model="other", generator_health_check=False)
+        report = evaluate(args, unchecked, JudgeConfig())
+    assert report["generation"]["longbench_write"] == {"ok": 7, "truncated": 1}
+
+
+@pytest.mark.parametrize(
+    ("options", "calls", "why"),
+    [
+        ({"generator_outage_consecutive": 2}, 2, "2 generation calls in a row failed"),
+        ({"generator_outage_consecutive": 0, "generator_outage_window": 4}, 4, "4 of the last 4 generation calls"),
+    ],
+)
+def test_a_generator_outage_stops_the_evaluation_early(tmp_path, options, calls, why):
+    """A server that answers 503 to everything: the run stops at the generator_outage_* thresholds, not after
+    failing every item; nothing of the failed calls is written, and the error says how to go on."""
+    from reer_hf.synthesis.faults import GeneratorOutage
+
+    down = Faults(model, {1: "503"})
+    with OpenAIServer(down) as server, pytest.raises(GeneratorOutage, match=why) as outage:
+        evaluate(quick_args(tmp_path), openai_generator(server, **options), JudgeConfig())
+    assert down.n == calls  # one request per call (save_every 1), no retries
+    assert "generates only the answers not written yet" in str(outage.value)
+    assert JsonlLog(tmp_path / "out" / "generations" / "longbench_write.jsonl").read() == []

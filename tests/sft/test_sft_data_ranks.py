@@ -16,10 +16,19 @@ from testing_utils import REPO_ROOT, write_jsonl
 
 import reer_hf.sft.data as sft_data
 from reer_hf.sft.data import build_sft_dataset, build_sft_dataset_on_ranks
+from reer_hf.sft.end_of_turn import Truncation
 
 
 class FakeTrainingArgs:
     """The parts of ``TrainingArguments`` the data step uses, for one rank of a launch whose waits are over."""
+
+    max_length, truncation_mode, packing, packing_strategy, assistant_only_loss = (
+        None,
+        "keep_start",
+        False,
+        "bfd",
+        True,
+    )
 
     def __init__(self, process_index: int):
         self.process_index = process_index
@@ -29,6 +38,10 @@ class FakeTrainingArgs:
     def main_process_first(self, local: bool = True, desc: str = "work"):
         self.waits.append(local)
         yield
+
+
+#: What build_sft_dataset_on_ranks gets from the fake's SFTConfig fields.
+TRUNCATION = Truncation.of(FakeTrainingArgs(0))
 
 
 def record(monkeypatch, *names: str) -> list[str]:
@@ -55,7 +68,9 @@ def test_one_process_builds_as_build_sft_dataset(monkeypatch, tmp_path, tiny_tok
     training_args = FakeTrainingArgs(0)
     dataset, report = build_sft_dataset_on_ranks(cached_args, tiny_tokenizer, training_args)
     assert calls == ["_load_sources", "_build", "_broadcast_entry"] and training_args.waits == [False, True]
-    same, same_report = build_sft_dataset(cached_args, tiny_tokenizer, cache_dir=tmp_path / "cache")
+    same, same_report = build_sft_dataset(
+        cached_args, tiny_tokenizer, cache_dir=tmp_path / "cache", truncation=TRUNCATION
+    )
     assert dataset["messages"] == same["messages"] and report.state() == same_report.state()
     assert len(report.thinking_tokens) == 7
     no_cache = args_for(cached_args.dataset_name, reer_data_cache=False)
@@ -64,7 +79,7 @@ def test_one_process_builds_as_build_sft_dataset(monkeypatch, tmp_path, tiny_tok
 
 
 def test_a_rank_that_reads_rank_0s_entry_loads_no_source(monkeypatch, tmp_path, tiny_tokenizer, cached_args):
-    built, report = build_sft_dataset(cached_args, tiny_tokenizer, cache_dir=tmp_path / "cache")
+    built, report = build_sft_dataset(cached_args, tiny_tokenizer, cache_dir=tmp_path / "cache", truncation=TRUNCATION)
     entry = next((tmp_path / "cache").iterdir())
     monkeypatch.setattr(sft_data, "_broadcast_entry", lambda _: entry)
     calls = record(monkeypatch, "_load_sources", "_build", "_load_entry")
@@ -75,7 +90,7 @@ def test_a_rank_that_reads_rank_0s_entry_loads_no_source(monkeypatch, tmp_path, 
 
 def test_a_rank_that_cannot_read_it_builds_its_own(monkeypatch, tmp_path, tiny_tokenizer, cached_args):
     """Rank 0's entry on another node's disk, or none (its save failed): the keyed lookup, else a build, here."""
-    built, _ = build_sft_dataset(cached_args, tiny_tokenizer, cache_dir=tmp_path / "cache")
+    built, _ = build_sft_dataset(cached_args, tiny_tokenizer, cache_dir=tmp_path / "cache", truncation=TRUNCATION)
     for elsewhere in (tmp_path / "other-node" / "cache" / "0123abcd", None):
         monkeypatch.setattr(sft_data, "_broadcast_entry", lambda _, e=elsewhere: e)
         calls = record(monkeypatch, "_load_sources", "_build")
@@ -124,7 +139,7 @@ def recorded(*args, **kwargs):
 train.build_sft_dataset_on_ranks = recorded
 
 script_args = args_for(tmp / "syn.jsonl", dry_run=True, reer_data_cache_dir=str(tmp / "cache"))
-training_args = SFTConfig(output_dir=str(tmp / "out"), use_cpu=True, report_to="none", max_length=256)
+training_args = SFTConfig(output_dir=str(tmp / "out"), use_cpu=True, report_to="none", max_length=1024)
 report = train.run_sft(script_args, training_args, ModelConfig(model_name_or_path=str(tmp / "tokenizer")))
 world = dist.get_world_size() if dist.is_initialized() else 1
 out = {"calls": calls, "rows": rows, "report": report, "world": world}
@@ -159,7 +174,7 @@ def test_two_ranks_convert_once_and_train_on_the_same_rows(tmp_path, tiny_tokeni
     assert ranks[1]["calls"] == ["_load_entry"]  # rank 0's entry, read straight from the shared folder
     assert ranks[0]["rows"] == ranks[1]["rows"] and len(ranks[0]["rows"]) == 7
     reports = [r["report"] for r in ranks]
-    # rank 0 alone describes the data it prints; the rest is the saved report, thinking lengths included
-    assert reports[0].pop("conversation_tokens")["n"] == 7 and reports[1].pop("conversation_tokens") is None
+    # the saved report, thinking and conversation lengths included (the end-of-turn step measured the latter)
     assert reports[0] == reports[1] and reports[0]["thinking_tokens"]["n"] == 7
+    assert reports[0]["conversation_tokens"]["n"] == 7 and reports[0]["end_of_turn"]["cut"] == 0
     assert len(list((tmp_path / "cache").iterdir())) == 1

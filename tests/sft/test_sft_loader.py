@@ -284,7 +284,7 @@ def test_dry_runs_of_the_recipe_share_the_cache(monkeypatch, tmp_path, tiny_toke
     data = write_jsonl(tmp_path / "syn.jsonl", synthesis_rows())
     builds = count_builds(monkeypatch)
     script_args = args_for(data, dry_run=True, reer_data_cache_dir=str(tmp_path / "cache"))
-    training_args = SFTConfig(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", max_length=256)
+    training_args = SFTConfig(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", max_length=1024)
     model_args = ModelConfig(model_name_or_path=str(model_dir))
     first = run_sft(script_args, training_args, model_args)
     second = run_sft(script_args, training_args, model_args)

@@ -17,6 +17,7 @@ from typing import Any
 from reer_hf.core import official
 from reer_hf.core.prompts import render
 from reer_hf.core.text import detect_language, strip_thinking
+from reer_hf.evaluation import metrics
 from reer_hf.evaluation.benchmarks.base import (
     Benchmark,
     SamplingDefaults,
@@ -66,7 +67,8 @@ LONGBENCH_QUALITY_DIMENSIONS = (
     "Reading Experience",
 )
 
-# LongBench-Write's own count (THUDM/LongWriter evaluation/eval_length.py): CJK characters plus English words.
+# LongBench-Write's own count (THUDM/LongWriter evaluation/eval_length.py): CJK characters plus English words. Its
+# CJK class is the unified block alone, narrower than reer_hf.core.text.CJK_CHARS on purpose: S_l is the benchmark's.
 _LB_CJK = re.compile(r"[\u4e00-\u9fff]")
 _LB_WORD = re.compile(r"\b[a-zA-Z]+\b")
 
@@ -204,13 +206,15 @@ class LongBenchWrite(Benchmark):
         return [JudgeRequest(item["id"], messages, request_meta(item), parse=parse_longbench_quality_official)]
 
     def metrics(self, items: Sequence[dict[str, Any]], answers: Sequence[str]) -> dict[str, Any]:
-        """S_l (``length_score``, the mean over items) and each item's required and produced length and score."""
+        """S_l (``length_score``, the mean over items) and each item's required and produced length and score, by
+        the ``longbench_write_length`` metric (:func:`length_score` and :func:`produced_length` behind it)."""
         if not items:
             return {}
-        produced = [produced_length(a) for a in answers]
-        scores = [length_score(it["length"], y) for it, y in zip(items, produced, strict=True)]
+        required = [it["length"] for it in items]
+        scored = metrics.compute("longbench_write_length", predictions=list(answers), references=required)
+        produced, scores = scored["produced_lengths"], scored["scores"]
         return {
-            "length_score": sum(scores) / len(scores),
+            "length_score": scored["length_score"],
             "items": {
                 it["id"]: {"required": it["length"], "produced": y, "length_score": s}
                 for it, y, s in zip(items, produced, scores, strict=True)

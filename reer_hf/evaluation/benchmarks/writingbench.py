@@ -23,7 +23,7 @@ from typing import Any
 
 from reer_hf.core import official
 from reer_hf.core.prompts import render
-from reer_hf.core.text import detect_language, strip_thinking
+from reer_hf.core.text import THINK_CLOSE, detect_language, strip_thinking
 from reer_hf.evaluation.benchmarks.base import (
     Benchmark,
     SamplingDefaults,
@@ -135,7 +135,7 @@ def parse_writingbench_score_official(text: str) -> int:
 
 def _after_thinking(response: str) -> str:
     """``process_gen_field``: the text after the first ``</think>`` followed by a blank line, else all of it."""
-    marker = "</think>\n\n"
+    marker = f"{THINK_CLOSE}\n\n"
     position = response.find(marker)
     return response if position == -1 else response[position + len(marker) :]
 

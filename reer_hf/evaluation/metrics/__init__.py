@@ -1,5 +1,9 @@
 """The deterministic metrics, each a local ``evaluate`` module (``metrics/<name>/<name>.py``) that loads offline.
 
+The evaluation run computes distinct-n, the reflection profile and LongBench-Write's length score through these
+modules (:func:`compute`); each module wraps the one implementation of its figure (``reer_hf.evaluation.text``,
+``reer_hf.evaluation.benchmarks.longbench_write``). Alone:
+
 from reer_hf.evaluation import metrics
 
 length = metrics.load("longbench_write_length")  # == evaluate.load(metrics.path_of("longbench_write_length"))
@@ -8,9 +12,11 @@ length.compute(predictions=answers, references=required_lengths)["length_score"]
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-__all__ = ["METRICS", "load", "path_of"]
+__all__ = ["METRICS", "compute", "load", "path_of"]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -30,3 +36,14 @@ def load(name: str, **kwargs):
     import evaluate
 
     return evaluate.load(path_of(name), **kwargs)
+
+
+@cache
+def _in_memory(name: str):
+    return load(name, keep_in_memory=True)
+
+
+def compute(name: str, **inputs: Any) -> dict[str, Any]:
+    """Metric ``name`` on ``inputs``, as the evaluation run computes it: loaded once per process (a load costs 2 to
+    20 ms, the first ``import evaluate`` about 3 s) and kept in memory, so a run writes no metric cache files."""
+    return _in_memory(name).compute(**inputs)
