@@ -1,7 +1,11 @@
 # Developer shortcuts; every target is a plain command you can also run by hand.
-.PHONY: style quality test test-fast demo sft-demo eval-demo bench options gpu-check
+.PHONY: install style quality test test-fast demo sft-demo eval-demo bench options gpu-check
 
-CODE := reer_hf recipes tests benchmarks scripts/option_tables.py
+CODE := reer_hf recipes tests benchmarks scripts
+
+# Everything from nothing: .venv with the package, its pins, the demo model and the tools the tests need.
+install:
+	bash scripts/setup.sh
 
 style:
 	ruff format $(CODE)
@@ -14,14 +18,14 @@ quality:
 test:
 	python -m pytest
 
-# -m replaces pyproject's -m 'not gpu and not hub', so a selection keeps it.
+# Everything but the slow tests (real model, subprocess launches, compiles).
 test-fast:
-	python -m pytest -m "not slow and not gpu and not hub"
+	python -m pytest -m "not slow"
 
 demo:
 	python recipes/synthesize.py --config recipes/demo/synthesize.yaml
 
-# After `make demo`: the DeepWriter SFT recipe on its output (CPU, about 3 minutes on 2 cores).
+# After `make demo`: the DeepWriter SFT recipe on its output (CPU, about 1.5 minutes on 2 cores).
 sft-demo:
 	python recipes/sft.py --config recipes/demo/sft.yaml
 

@@ -33,7 +33,7 @@ if [ "${REER_GPU_CHECK_NO_INSTALL:-0}" != 1 ]; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
-python -m pytest -m gpu -v -rs -p no:cacheprovider 2>&1 | tee "$OUT/pytest_gpu.log"
+python -m pytest -m gpu --run-gpu -n 0 -v -rs -p no:cacheprovider 2>&1 | tee "$OUT/pytest_gpu.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 echo "gpu tests done after ${SECONDS} s"
 

@@ -1,5 +1,10 @@
 """Offline test bed: fixtures for tiny Llama/Qwen3 models with a small byte-level BPE tokenizer built here, and the
-demo model. The builders themselves are in ``testing_utils.py`` (import them from there, never from this file)."""
+demo model. The builders themselves are in ``testing_utils.py`` (import them from there, never from this file).
+
+Also what every session needs: the Hub switched off, a project cache of its own (``REER_HF_HOME``, so no test writes
+into the user's), torch threads shared out between xdist workers, and the opt-in switches of ``opt_in.py`` for the
+tests that need a GPU or the Hub.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +26,28 @@ atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=Tr
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from testing_utils import build_tiny_model, build_tiny_tokenizer  # noqa: E402
+from opt_in import pytest_addoption, pytest_collection_modifyitems  # noqa: E402, F401  (the hooks)
+from testing_utils import (  # noqa: E402
+    build_tiny_model,
+    build_tiny_tokenizer,
+    isolate_project_cache,
+    share_threads_between_workers,
+)
 
 from reer_hf.core.data import demo_pairs  # noqa: E402
+
+#: The demo model, built once per machine into a cache kept for tests only (see ``isolate_project_cache``).
+DEMO_MODEL_HOME: Path | None = None
+
+
+def pytest_configure(config):
+    """Where tests run (each xdist worker, or the one process of ``-n 0``): a project cache of the session's own and
+    torch threads for this worker. pytest-xdist's controller runs no test, so it skips both (and torch's import)."""
+    global DEMO_MODEL_HOME
+    if not hasattr(config, "workerinput") and (getattr(config.option, "numprocesses", None) or 0):
+        return
+    DEMO_MODEL_HOME = isolate_project_cache()
+    share_threads_between_workers()
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +75,13 @@ def tiny_llama_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_model_dir() -> Path:
-    """The built-in demo model (SmolLM2-135M-Instruct dequantized from Q4_1), built once per machine and cached."""
+    """The built-in demo model (SmolLM2-135M-Instruct dequantized from Q4_1), built once per machine for the tests and
+    visible in the session's project cache, so ``builtin:demo`` resolves to it in-process and in subprocesses."""
     from reer_hf.core.models import ensure_demo_model
 
-    return ensure_demo_model()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REER_HF_HOME", str(DEMO_MODEL_HOME))  # set in pytest_configure
+        return ensure_demo_model()
 
 
 @pytest.fixture(scope="session")

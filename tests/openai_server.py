@@ -178,6 +178,9 @@ class OpenAIServer:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as real servers
+            # TCP_NODELAY, as real servers set it: without it the body, written after the headers, waits for the
+            # client's delayed ACK (tens of milliseconds a request)
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args) -> None:  # quiet test output
                 pass

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from testing_utils import parsed_source
 
 PACKAGE = Path(__file__).resolve().parents[1] / "reer_hf"
 STAGES = ("scoring", "synthesis", "sft", "evaluation")
@@ -24,7 +25,7 @@ def imports_of(path: Path) -> set[str]:
     """Every ``reer_hf`` module ``path`` imports, at any depth (functions, ``TYPE_CHECKING`` blocks), as module
     names: ``from reer_hf.a import b`` is ``reer_hf.a.b`` when that is a module, else ``reer_hf.a``."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parsed_source(path)):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "reer_hf"}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "reer_hf":

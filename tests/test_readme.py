@@ -1,16 +1,15 @@
-"""The README's commands are the ones CI runs, and every test selection it advises keeps the configured exclusions."""
+"""The README's commands are the ones CI runs, and the gpu and hub tests are opt-in whatever a selection says."""
 
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 
+import pytest
+
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_EXCLUSION = "not gpu and not hub"
-#: Files that advise test commands.
-ADVICE = [ROOT / "README.md", ROOT / "recipes" / "README.md", ROOT / "benchmarks" / "README.md", ROOT / "Makefile"]
-ADVICE += sorted((ROOT / "docs").glob("*.md"))
 
 
 def bash_blocks(text: str) -> list[list[str]]:
@@ -22,44 +21,75 @@ def bash_blocks(text: str) -> list[list[str]]:
     return blocks
 
 
-def marker_expression(command: str) -> str | None:
-    """The ``-m`` expression of a ``python -m pytest`` command line (None without one)."""
-    args = shlex.split(command)
-    args = args[args.index("pytest") + 1 :]
-    return args[args.index("-m") + 1] if "-m" in args else None
-
-
-def test_ci_runs_the_readme_set_up_and_test_commands():
+def test_ci_runs_the_readme_set_up_test_and_demo_commands():
     setup, demo, tests = bash_blocks((ROOT / "README.md").read_text())[:3]
-    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert setup == ["bash scripts/setup.sh", ". .venv/bin/activate"]
+    assert (ROOT / "scripts" / "setup.sh").is_file()
     for line in setup:
         assert line in ci, f"README set-up command not in .ci/run: {line}"
     assert demo == ["python recipes/synthesize.py --config recipes/demo/synthesize.yaml"]
-    assert (ROOT / "recipes" / "demo" / "synthesize.yaml").is_file()
-    ci_tests = [line for line in ci if line.startswith("python -m pytest")]
-    assert ci_tests and set(ci_tests) <= set(tests), "the README's test block must hold the command CI runs"
-    for command in tests:
-        assert command.startswith("python -m pytest"), command
+    assert demo[0] in ci and (ROOT / "recipes" / "demo" / "synthesize.yaml").is_file()
+    assert tests[0] == "python -m pytest" and tests[0] in ci
+    assert all(command.startswith("python -m pytest") for command in tests)
 
 
-def test_the_configured_selection_is_the_one_the_readme_describes():
+def test_make_install_and_test_fast_are_the_readme_commands():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\tbash scripts/setup.sh\n" in makefile
+    quick = bash_blocks((ROOT / "README.md").read_text())[2][1]
+    assert f"\t{quick}\n" in makefile
+
+
+def test_no_marker_expression_is_configured():
+    """The opt-in switches replace a configured ``-m``, which any ``-m`` on the command line would have replaced."""
     addopts = re.search(r'^addopts = "(.*)"$', (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
-    assert marker_expression(f"python -m pytest {addopts}") == DEFAULT_EXCLUSION
-    assert f"-m '{DEFAULT_EXCLUSION}'" in (ROOT / "README.md").read_text()
+    assert "-m" not in addopts.split()
 
 
-def test_advised_test_selections_keep_the_default_exclusions():
-    """A ``-m`` on the command line replaces the configured one, so every advised selection must repeat it."""
-    found = 0
-    for path in ADVICE:
-        for command in re.findall(r"python -m pytest[^`\n]*", path.read_text()):
-            expression = marker_expression(command)
-            if expression is not None:
-                found += 1
-                assert DEFAULT_EXCLUSION in expression, f"{path.relative_to(ROOT)}: {command}"
-    assert found, "no advised selection found"
+@pytest.fixture
+def marked_tests(pytester):
+    pytester.makeconftest("from opt_in import pytest_addoption, pytest_collection_modifyitems\n")
+    pytester.makeini("[pytest]\nmarkers =\n    slow\n    gpu\n    hub\n")
+    pytester.makepyfile(
+        test_marks="""
+        import pytest
+
+        def test_plain(): pass
+
+        @pytest.mark.slow
+        def test_slow(): pass
+
+        @pytest.mark.gpu
+        @pytest.mark.slow
+        def test_gpu(): pass
+
+        @pytest.mark.hub
+        def test_hub(): pass
+        """
+    )
+    return pytester
 
 
-def test_make_test_fast_is_the_readme_quick_suite():
-    quick = bash_blocks((ROOT / "README.md").read_text())[2][0]
-    assert f"\t{quick}\n" in (ROOT / "Makefile").read_text()
+@pytest.mark.parametrize(
+    ("args", "env", "passed", "skipped"),
+    [
+        ([], {}, 2, 2),
+        (["-m", "slow"], {}, 1, 1),  # a selection of one's own never pulls in the gpu test
+        (["-m", "not slow"], {}, 1, 1),
+        (["-k", "gpu or hub"], {}, 0, 2),
+        (["--run-gpu"], {}, 3, 1),
+        (["-m", "slow", "--run-gpu"], {}, 2, 0),
+        ([], {"REER_RUN_HUB": "1"}, 3, 1),
+        ([], {"REER_RUN_HUB": "0"}, 2, 2),
+    ],
+)
+def test_gpu_and_hub_tests_run_only_when_asked(marked_tests, monkeypatch, args, env, passed, skipped):
+    for name in ("REER_RUN_GPU", "REER_RUN_HUB"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = marked_tests.runpytest("-p", "no:xdist", "-p", "no:cacheprovider", "-rs", *args)
+    result.assert_outcomes(passed=passed, skipped=skipped, deselected=4 - passed - skipped)
+    if skipped:
+        result.stdout.fnmatch_lines(["*test: opt in with --run-*"])

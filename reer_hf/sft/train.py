@@ -217,6 +217,24 @@ def card_base_model(ref: str) -> str:
     return DEMO_BASE_MODEL if ref in DEMO_ALIASES else ref
 
 
+def check_zero3_partitioned(model, deepspeed_plugin) -> bool | None:
+    """Under ZeRO-3 the model must have been built inside ``zero.Init`` (it is passed to the trainer as a path, after
+    the DeepSpeed config exists), or every rank held the whole model while loading: an 8B model at 32K tokens then runs
+    out of memory, and the cause is hard to see. Logs what happened; returns None when ZeRO-3 is not in use."""
+    if deepspeed_plugin is None or deepspeed_plugin.zero_stage != 3:
+        return None
+    params = list(model.parameters())
+    partitioned = bool(params) and all(hasattr(p, "ds_id") and hasattr(p, "ds_status") for p in params)
+    if partitioned:
+        logger.info("ZeRO-3: the model was partitioned at load (%d parameter tensors under zero.Init)", len(params))
+    else:
+        logger.warning(
+            "ZeRO-3 is configured but the model was not partitioned at load: every rank built it whole. Launch with "
+            "an accelerate config whose deepspeed_config has zero3_init_flag: true (accelerate_configs/zero3.yaml)."
+        )
+    return partitioned
+
+
 def setup_logging(training_args) -> int:
     """One log level per process, as the transformers examples and open-r1 set it: ``log_level`` on the main process
     (INFO when left ``passive``), ``log_level_replica`` (warnings) on the other ranks, so that 8 or 64 processes do not
@@ -242,12 +260,9 @@ def setup_logging(training_args) -> int:
     return level
 
 
-def run_sft(script_args: SFTScriptArguments, training_args, model_args) -> dict:
-    """Build the data and train (or, with ``dry_run``, print the data report); returns the train metrics or the
-    report."""
-    from transformers.trainer_utils import get_last_checkpoint
-    from trl import get_peft_config, get_quantization_config
-
+def prepare_data(script_args: SFTScriptArguments, training_args, model_args):
+    """The model path, its tokenizer (the recipe's chat template and end-of-turn token applied) and the training data
+    with its report, as the trainer will get them."""
     if not model_args.model_name_or_path:
         raise ValueError("model_name_or_path is required (a Hub id, a local path or builtin:smollm2-135m)")
     training_args.chat_template_path = resolve_chat_template_path(training_args.chat_template_path)
@@ -256,7 +271,38 @@ def run_sft(script_args: SFTScriptArguments, training_args, model_args) -> dict:
     # Global rank 0 builds the data (and saves it to the data cache) first; the other ranks load that copy, or build
     # their own when they cannot read it (each node's local main first). See build_sft_dataset_on_ranks.
     dataset, report = build_sft_dataset_on_ranks(script_args, tokenizer, training_args)
+    return model_path, tokenizer, dataset, report
 
+
+def make_trainer(
+    script_args: SFTScriptArguments, training_args, model_args, model_path: str, tokenizer, dataset, report
+) -> ReerSFTTrainer:
+    """``SFTTrainer`` on the data of :func:`prepare_data`, the model passed as a path with its init kwargs (so
+    DeepSpeed ZeRO-3 builds it sharded), with the model card's context."""
+    from trl import get_peft_config, get_quantization_config
+
+    training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
+    trainer = ReerSFTTrainer(
+        model=model_path,
+        args=training_args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        quantization_config=get_quantization_config(model_args),
+    )
+    check_zero3_partitioned(trainer.model, trainer.accelerator.state.deepspeed_plugin)
+    trainer.reer_card_context = _card_context(
+        script_args, training_args, model_args, report, card_base_model(model_args.model_name_or_path)
+    )
+    return trainer
+
+
+def run_sft(script_args: SFTScriptArguments, training_args, model_args) -> dict:
+    """Build the data and train (or, with ``dry_run``, print the data report); returns the train metrics or the
+    report."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    model_path, tokenizer, dataset, report = prepare_data(script_args, training_args, model_args)
     if script_args.dry_run:
         if training_args.process_index == 0:
             report.describe(dataset, tokenizer)
@@ -269,18 +315,7 @@ def run_sft(script_args: SFTScriptArguments, training_args, model_args) -> dict:
     if checkpoint is not None:
         logger.info("Resuming from %s", checkpoint)
 
-    training_args.model_init_kwargs = model_init_kwargs(model_args, training_args)
-    trainer = ReerSFTTrainer(
-        model=model_path,
-        args=training_args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=get_peft_config(model_args),
-        quantization_config=get_quantization_config(model_args),
-    )
-    trainer.reer_card_context = _card_context(
-        script_args, training_args, model_args, report, card_base_model(model_args.model_name_or_path)
-    )
+    trainer = make_trainer(script_args, training_args, model_args, model_path, tokenizer, dataset, report)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = {**result.metrics, "train_samples": len(dataset)}
     metrics = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}

@@ -157,7 +157,7 @@ def config_name(search_cfg: SearchConfig, scorer_cfg: ScorerConfig, gen_cfg: Gen
 
 def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments, out: Path) -> Path | None:
     """The dataset (save_to_disk and parquet), the summary JSON, the plot, the report, the dataset card, and the local
-    image of the Hub repo (``out/hub``, which ``--push_to_hub`` uploads as it is); returns that folder."""
+    image of the Hub repo (``out/hub``: what ``--push_to_hub`` sends, see ``push_dataset``); returns that folder."""
     out.mkdir(parents=True, exist_ok=True)
     if ds is not None:
         if (out / "dataset").exists():
@@ -180,10 +180,10 @@ def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments
 
 
 def hub_folder(ds, out: Path, config_name: str, card, license_notice: str | None = None) -> Path:
-    """The local image of the Hub dataset repo, which ``push_dataset`` uploads as it is: the card (its ``configs``
-    name this config, so ``load_dataset(folder, config_name)`` works), ``LICENSE.md`` when the card links one, the
-    kept rows as ``<config>/train-00000-of-00001.parquet`` (where ``Dataset.push_to_hub`` puts them) and the run's
-    summary, plot and report next to them."""
+    """The local image of the Hub dataset repo, what ``push_dataset`` sends (the rows through ``Dataset.push_to_hub``,
+    then the rest in one commit): the card (its ``configs`` name this config, so ``load_dataset(folder, config_name)``
+    works), ``LICENSE.md`` when the card links one, the kept rows as ``<config>/train-00000-of-00001.parquet`` (where
+    ``Dataset.push_to_hub`` puts them) and the run's summary, plot and report next to them."""
     folder = out / "hub"
     if folder.exists():  # only this run's config: a stale one would be uploaded too
         shutil.rmtree(folder)

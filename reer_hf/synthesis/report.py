@@ -33,7 +33,8 @@ from reer_hf.synthesis.report_rows import OUTCOMES, row_view
 from reer_hf.synthesis.trajectory import STATUS_OK
 
 REPORT_FILE = "report.html"
-#: The run's options as the runner writes them (``runner.RUN_CONFIG_FILE``; runner imports this module, not back).
+#: The run's options, which the runner saves in the output folder: the report shows them, ``scripts/verify_fp32.py``
+#: re-scores with them. Defined here, the leaf of the output modules, so the runner and the report share one name.
 RUN_CONFIG_FILE = "run_config.json"
 DEFAULT_ROWS = 200
 TEMPLATE = "report.html.jinja"

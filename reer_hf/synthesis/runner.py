@@ -40,6 +40,7 @@ from reer_hf.synthesis.filters import pair_key
 from reer_hf.synthesis.generation import GeneratorUnavailable, build_generator
 from reer_hf.synthesis.noise_floor import NOISE_FLOOR_FILE
 from reer_hf.synthesis.outputs import config_name, push_dataset, save_outputs, summarize
+from reer_hf.synthesis.report import RUN_CONFIG_FILE
 from reer_hf.synthesis.resume import data_digest, fingerprint, prepare
 from reer_hf.synthesis.search import Searcher, search_features
 
@@ -55,10 +56,6 @@ class Piece:
     @property
     def name(self) -> str:
         return f"piece-{self.index:06d}"
-
-
-#: The run's options, saved in the output folder: what ``scripts/verify_fp32.py`` re-scores with.
-RUN_CONFIG_FILE = "run_config.json"
 
 
 def run_config(*configs) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -53,25 +52,51 @@ def test_demo_model_folder(demo_model_dir):
     assert tokenizer.decode(trained) == "<think>\nplan\n</think>\nA line.<|im_end|>"
 
 
+#: Two processes build the same folder at once; the builder takes long enough for the second one to arrive mid-build.
+BUILDER = """
+import json, sys, time
+from reer_hf.core.cache import build_once
+
+def build(tmp):
+    print("building", flush=True)
+    time.sleep(1.0)
+    (tmp / "weights.txt").write_text("complete")
+
+path = build_once(sys.argv[1], build, note="test")
+print(json.dumps({"path": str(path), "weights": (path / "weights.txt").read_text()}))
+"""
+
+
 @pytest.mark.slow
 def test_concurrent_first_use_builds_once(tmp_path):
-    """Two processes resolving the demo model at once into an empty cache both get the same, complete folder."""
-    code = (
-        "import json, logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout);"
-        "from reer_hf.core.models import ensure_demo_model; from transformers import AutoModelForCausalLM;"
-        "p = ensure_demo_model(); m = AutoModelForCausalLM.from_pretrained(p);"
-        "print(json.dumps({'path': str(p), 'params': sum(x.numel() for x in m.parameters())}))"
-    )
-    env = {**os.environ, "REER_HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    """Two processes asking for the same folder at once into an empty cache: one builds, the other waits and reuses
+    it; both get the same complete folder and nothing half-written is left (the demo model is built this way)."""
+    target = tmp_path / "cache" / "model"
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        subprocess.Popen([sys.executable, "-c", BUILDER, str(target)], stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
-    outs = [p.communicate(timeout=600) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
-    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-    assert results[0] == results[1] and results[0]["params"] == 134_515_008
-    assert sum("Dequantizing" in out + err for out, err in outs) == 1  # one builder; the other waited and reused
-    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert sum(out.count("building") for out in outs) == 1  # one builder; the other waited and reused
+    results = [json.loads(out.strip().splitlines()[-1]) for out in outs]
+    assert results[0] == results[1] == {"path": str(target), "weights": "complete"}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model", "model.lock"]
+
+
+def test_a_failed_build_leaves_nothing_that_looks_complete(tmp_path):
+    from reer_hf.core.cache import COMPLETE_MARKER, build_once
+
+    target = tmp_path / "model"
+
+    def crash(tmp):
+        (tmp / "half.bin").write_text("x")
+        raise RuntimeError("killed mid-build")
+
+    with pytest.raises(RuntimeError, match="mid-build"):
+        build_once(target, crash)
+    assert not target.exists() and [p.name for p in tmp_path.iterdir()] == ["model.lock"]
+    target.mkdir()  # a leftover folder without the marker is rebuilt, not trusted
+    build_once(target, lambda tmp: (tmp / "w.bin").write_text("ok"))
+    assert (target / "w.bin").read_text() == "ok" and (target / COMPLETE_MARKER).is_file()
+    assert build_once(target, crash) == target  # complete: never built again

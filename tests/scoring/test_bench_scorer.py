@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # the whole benchmark, twice, with torch.compile once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("compile")]  # the whole benchmark, twice, compiled once
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_scorer.py"
 KEYS = {
@@ -37,8 +37,11 @@ def bench():
     return module
 
 
-@pytest.mark.parametrize("compile_flag", [[], ["--no_compile"]])
-def test_bench_scorer_runs_and_reports(bench, tiny_llama_dir, capsys, compile_flag):
+@pytest.mark.parametrize(
+    ("compile_flag", "steps"),
+    [([], ["--max_step", "3"]), (["--no_compile"], ["--max_step", "6", "--step_stride", "2"])],  # 3 steps each
+)
+def test_bench_scorer_runs_and_reports(bench, tiny_llama_dir, capsys, compile_flag, steps):
     args = [
         "--model",
         str(tiny_llama_dir),
@@ -46,15 +49,14 @@ def test_bench_scorer_runs_and_reports(bench, tiny_llama_dir, capsys, compile_fl
         "fp32",
         "--pairs",
         "2",
-        "--max_step",
-        "3",
         "--fp32_check_rows",
         "2",
     ]
-    result = bench.main(args + compile_flag)
+    result = bench.main(args + steps + compile_flag)
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # the last line is the JSON object
     assert printed == result and set(result) >= KEYS
     assert result["compile"] is not bool(compile_flag)
+    assert result["step_stride"] == (2 if compile_flag else 1)
     assert result["steps"] == 3 and result["rows"] % 2 == 0 and 2 * 3 <= result["rows"] <= 2 * 2 * 3  # K=2 per pair
     # the scorer is exact against the naive computation, and reuse removes tokens and attention pairs
     assert result["max_abs_score_diff_fp32"] <= 1e-5 and result["max_abs_nll_diff_fp32"] <= 1e-5

@@ -14,6 +14,9 @@ from reer_hf.scoring import fusion
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.scorer import Scorer
 
+# One xdist worker runs every compiling test: the first torch.compile in a process pays inductor's start-up.
+pytestmark = pytest.mark.xdist_group("compile")
+
 
 def fp32_config(**overrides) -> ScorerConfig:
     return ScorerConfig(scorer_dtype="fp32", scorer_device="cpu", **overrides)

@@ -89,6 +89,7 @@ def test_matches_reference_on_tiny_models(tiny, pairs):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("demo_model")  # the 135M model in fp32, loaded once
 def test_matches_reference_on_demo_model(demo_model_fp32, pairs):
     model, tokenizer = demo_model_fp32
     scorer = Scorer(tokenizer, fp32_config(), model=model)

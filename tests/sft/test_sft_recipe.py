@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
 import re
 import subprocess
@@ -44,7 +45,7 @@ def tiny_cli(model_dir: Path, data: Path, out: Path, *extra: str) -> list[str]:
         "--learning_rate",
         "1e-3",
         "--max_length",
-        "256",
+        "1024",  # every tiny conversation fits (under 800 tokens): none is dropped for its end of turn
         "--reer_data_cache_dir",
         str(out.parent / "data-cache"),
         *extra,
@@ -85,7 +86,7 @@ def test_dry_run_prints_the_report_and_loads_no_model(tiny_tokenizer, tmp_path, 
     assert re.search(r"mix\s+10 ->\s+10\s+7 REER \+ 3 public", printed)
     assert "      tokens | thinking | conversation |" in printed
     assert "sample (row 0):" in printed and "--- assistant ---" in printed
-    assert "conversations over max_length=256" in printed
+    assert "conversations whose end-of-turn token <|im_end|> max_length=1024 (keep_start) would cut: 0" in printed
     assert report["mix"]["public"] == 3 and not out.exists()
 
 
@@ -167,12 +168,16 @@ def test_sft_cli_under_accelerate_zero3_on_cpu(tiny_llama_dir, tmp_path):
     launch = [accelerate, "launch", "--config_file", "accelerate_configs/zero3.yaml"]
     overrides = ["--num_processes", "1", "--mixed_precision", "no"]
     cli = tiny_cli(tiny_llama_dir, data, out, "--max_steps", "2", "--use_cpu", "false")
-    run_cli([*launch, *overrides, "recipes/sft.py", "--config", str(DEMO_RECIPE), *cli])
+    proc = run_cli([*launch, *overrides, "recipes/sft.py", "--config", str(DEMO_RECIPE), *cli])
+    # the model was built under zero.Init (passed to the trainer as a path), and the ZeRO-3 engine trained it
+    assert "ZeRO-3: the model was partitioned at load" in proc.stdout + proc.stderr
     assert (out / "model.safetensors").is_file()
     card = (out / "README.md").read_text()
     assert "DeepSpeed ZeRO-3 on 1 x " in card  # cpu here, cuda where a GPU is visible
     trained = saved_state(out)
     assert any(not torch.equal(trained[k], v) for k, v in saved_state(tiny_llama_dir).items())
+    losses = [e["loss"] for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -318,7 +323,7 @@ def test_paper_recipe_writes_tensorboard_events(tiny_llama_dir, tmp_path, monkey
 
     monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
     recipe = load_recipe_module()
-    extra = ["--max_steps", "2", "--logging_steps", "1", "--gradient_checkpointing", "false", "--max_length", "256"]
+    extra = ["--max_steps", "2", "--logging_steps", "1", "--gradient_checkpointing", "false", "--max_length", "1024"]
     cli = paper_cli(PAPER_SFT / "config_full.yaml", tiny_llama_dir, tmp_path, *extra)
     recipe.main(*recipe.make_parser().parse_args_and_config(cli))
     events = sorted((tmp_path / "out" / "runs").glob("*/events.out.tfevents.*"))
@@ -326,3 +331,19 @@ def test_paper_recipe_writes_tensorboard_events(tiny_llama_dir, tmp_path, monkey
     accumulator = EventAccumulator(str(events[0].parent)).Reload()
     losses = accumulator.Scalars("train/loss")
     assert [e.step for e in losses] == [1, 2] and all(e.value > 0 for e in losses)
+
+
+def test_zero3_partition_check_says_when_every_rank_built_the_whole_model(caplog):
+    from types import SimpleNamespace
+
+    from reer_hf.sft.train import check_zero3_partitioned
+
+    model = torch.nn.Linear(4, 4)
+    assert check_zero3_partitioned(model, None) is None
+    assert check_zero3_partitioned(model, SimpleNamespace(zero_stage=2)) is None
+    with caplog.at_level(logging.WARNING, logger="reer_hf"):
+        assert check_zero3_partitioned(model, SimpleNamespace(zero_stage=3)) is False
+    assert "not partitioned at load" in caplog.text and "zero3_init_flag" in caplog.text
+    for i, param in enumerate(model.parameters()):  # what zero.Init leaves on every parameter
+        param.ds_id, param.ds_status = i, "NOT_AVAILABLE"
+    assert check_zero3_partitioned(model, SimpleNamespace(zero_stage=3)) is True

@@ -59,36 +59,44 @@ def _search(rng: random.Random, segments: list[str], steps: int, k: int) -> tupl
     for step in range(min(steps, len(segments))):
         incumbent = score + rng.gauss(0, 2 * MARGIN)  # the same-pass re-score of the current trajectory
         candidates = [_edit(rng, final[step]) for _ in range(k)]
-        status = ["scored"] * k
+        rejected = "no_refine"
         if rng.random() < 0.1:
-            candidates[0], status[0] = None, rng.choice(("no_refine", "truncated", "leak", "unchanged"))
+            candidates[0], rejected = None, rng.choice(("no_refine", "truncated", "leak", "unchanged"))
         scores = [None if c is None else incumbent - rng.gauss(0, spread) for c in candidates]
-        gains = [None if s is None else incumbent - s for s in scores]
-        status = [
-            "below_margin" if g is not None and 0 < g <= MARGIN else st for g, st in zip(gains, status, strict=True)
-        ]
-        scored = [i for i, s in enumerate(scores) if s is not None]
-        chosen = min(scored, key=lambda i: scores[i]) if scored else -1
-        accepted = chosen >= 0 and gains[chosen] > MARGIN
-        if accepted:
-            final[step], score = candidates[chosen], scores[chosen]
-        trace.append(
-            {
-                "segment": step,
-                "candidates": candidates,
-                "candidate_scores": scores,
-                "candidate_status": status,
-                "candidate_gains": gains,
-                "cleared": [None if g is None else g > MARGIN for g in gains],
-                "incumbent_score": incumbent,
-                "best_gain": gains[chosen] if chosen >= 0 else None,
-                "margin": MARGIN,
-                "chosen": chosen,
-                "accepted": accepted,
-                "score_after": score,
-            }
-        )
+        record = trace_step(step, candidates, scores, incumbent, MARGIN, rejected=rejected)
+        if record["accepted"]:
+            final[step], score = candidates[record["chosen"]], scores[record["chosen"]]
+        trace.append(record)
     return trace, final, initial, score
+
+
+def trace_step(
+    segment: int, candidates: list, scores: list, incumbent: float, margin: float, rejected: str = "no_refine"
+) -> dict:
+    """A trace step as the search writes it: gains against the incumbent (its same-pass score), the best candidate
+    accepted when it clears the margin; a candidate without a score was rejected as ``rejected`` says."""
+    gains = [None if s is None else incumbent - s for s in scores]
+    status = [
+        rejected if s is None else "below_margin" if 0 < g <= margin else "scored"
+        for s, g in zip(scores, gains, strict=True)
+    ]
+    scored = [k for k, s in enumerate(scores) if s is not None]
+    chosen = min(scored, key=lambda k: scores[k]) if scored else -1
+    accepted = chosen >= 0 and gains[chosen] > margin
+    return {
+        "segment": segment,
+        "candidates": candidates,
+        "candidate_scores": scores,
+        "candidate_status": status,
+        "candidate_gains": gains,
+        "cleared": [None if g is None else g > margin for g in gains],
+        "incumbent_score": incumbent,
+        "best_gain": gains[chosen] if chosen >= 0 else None,
+        "margin": margin,
+        "chosen": chosen,
+        "accepted": accepted,
+        "score_after": scores[chosen] if accepted else incumbent,
+    }
 
 
 def _evidence(reason: str, z: str, answer: str) -> dict:

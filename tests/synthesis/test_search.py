@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 
 import pytest
 from datasets import Dataset
@@ -139,7 +140,17 @@ def run(searcher: Searcher, rows: list[dict], batch_size: int = 64) -> Dataset:
     ds = Dataset.from_list(rows)
     features = ds.features.copy()
     features.update(search_features())
-    return ds.map(searcher, batched=True, batch_size=batch_size, with_indices=True, features=features)
+    # a fingerprint of its own, as the runner gives its maps: otherwise datasets pickles the searcher (models and all)
+    # to hash it, which is most of a small test's time
+    fingerprint = uuid.uuid4().hex
+    return ds.map(
+        searcher,
+        batched=True,
+        batch_size=batch_size,
+        with_indices=True,
+        features=features,
+        new_fingerprint=fingerprint,
+    )
 
 
 def rows(n: int) -> list[dict]:
@@ -174,6 +185,7 @@ def demo_scorer(demo_model_fp32) -> Scorer:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("demo_model")  # the 135M model in fp32, loaded once
 def test_scores_never_rise_and_z_star_holds_the_accepted_rewrites(demo_scorer):
     def edit(target, payload):
         return [f"Role.\n</analyze>\n<refine>\n{target} {HINTS[k % 2]}\n" for k in range(payload["n"])]
@@ -405,13 +417,13 @@ def test_duplicates_are_searched_once(tiny_scorer):
     from reer_hf.synthesis.runner import mark_duplicates
 
     data = rows(2) + [{"query": "  " + rows(1)[0]["query"].upper(), "answer": ANSWER + "\n"}]
-    ds, _ = mark_duplicates(Dataset.from_list(data))
+    ds = mark_duplicates(Dataset.from_list(data))
     assert ds["duplicate_of"] == [None, None, 0]
     with OpenAIServer(Writer()) as server:
         searcher = make_searcher(server, tiny_scorer, search_config(search_max_step=1))
         features = ds.features.copy()
         features.update(search_features())
-        out = ds.map(searcher, batched=True, with_indices=True, features=features)
+        out = ds.map(searcher, batched=True, with_indices=True, features=features, new_fingerprint=uuid.uuid4().hex)
         assert len(server.requests) == 2 * 2
     assert out["status"] == ["ok", "ok", "duplicate"] and out["drop_reason"][2] == "duplicate"
 

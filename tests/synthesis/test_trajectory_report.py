@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from datasets import Dataset, Features, Value
 from openai_server import OpenAIServer, ServerReply, completion_body
-from synthetic_run import synthetic_rows
+from synthetic_run import synthetic_rows, trace_step
 from test_hub_push import finish_run
 from test_search import ANSWER, THINKING, Writer, paragraphs
 from testing_utils import PROSE, REPO_ROOT, write_jsonl
@@ -42,29 +42,8 @@ IMAGE = "<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">"
 
 
 def step(segment: int, candidates: list, scores: list, incumbent: float, margin: float = 0.001) -> dict:
-    """A trace step as the search writes it: gains against the incumbent, the best accepted above the margin."""
-    gains = [None if s is None else incumbent - s for s in scores]
-    status = [
-        "no_refine" if s is None else "below_margin" if 0 < g <= margin else "scored"
-        for s, g in zip(scores, gains, strict=True)
-    ]
-    scored = [k for k, s in enumerate(scores) if s is not None]
-    chosen = min(scored, key=lambda k: scores[k]) if scored else -1
-    accepted = chosen >= 0 and gains[chosen] > margin
-    return {
-        "segment": segment,
-        "candidates": candidates,
-        "candidate_scores": scores,
-        "candidate_status": status,
-        "candidate_gains": gains,
-        "cleared": [None if g is None else g > margin for g in gains],
-        "incumbent_score": incumbent,
-        "best_gain": gains[chosen] if chosen >= 0 else None,
-        "margin": margin,
-        "chosen": chosen,
-        "accepted": accepted,
-        "score_after": scores[chosen] if accepted else incumbent,
-    }
+    """A trace step as the search writes it (see ``synthetic_run.trace_step``), with this file's margin."""
+    return trace_step(segment, candidates, scores, incumbent, margin)
 
 
 def searched_row(trace: list[dict], segments: list[str] = SEGMENTS, **values) -> dict:
