@@ -28,19 +28,26 @@ done
   { echo "setup.sh: reer-hf needs Python >= 3.10; $PYTHON is $("$PYTHON" --version 2>&1)" >&2; exit 1; }
 
 apt_updated=0
-apt_install() {  # apt_install PACKAGE...: only as root with apt-get; returns 1 where it cannot
-  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
+apt_why=""
+apt_install() {  # apt_install PACKAGE: only as root with apt-get; returns 1 where it cannot, and says why in apt_why
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    apt_why="not root with apt-get"
+    return 1
+  fi
   [ $apt_updated = 1 ] || { apt-get update -qq && apt_updated=1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null ||
+    { apt_why="apt-get could not install $1"; return 1; }
 }
 if ! command -v c++ >/dev/null; then
   echo "setup.sh: no C++ compiler; installing g++ (torch.compile and DeepSpeed's ops compile C++)"
-  apt_install g++ || { echo "setup.sh: install a C++ compiler (g++ or clang++) and run this again" >&2; exit 1; }
+  apt_install g++ || { echo "setup.sh: $apt_why; install a C++ compiler (g++ or clang++), run this again" >&2; exit 1; }
 fi
 browser_note=""
 if [ $browser = 1 ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
   echo "setup.sh: installing Chromium for the report's browser test (skip with --no-browser)"
-  apt_install chromium || browser_note="not installed (not root with apt-get): the browser test will skip"
+  # Debian's package is chromium; Ubuntu's chromium-browser needs snap, which a container usually lacks
+  apt_install chromium || apt_install chromium-browser ||
+    browser_note="not installed ($apt_why): the browser test will skip"
 fi
 
 echo "setup.sh: creating $VENV and installing reer-hf with its dependencies (1-3 minutes)"

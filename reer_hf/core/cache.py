@@ -45,12 +45,14 @@ def build_once(target: str | os.PathLike, build: Callable[[Path], object], note:
 
     A file lock serialises builders (the second process waits, then finds the folder complete); ``build`` writes a
     temporary folder beside the target, which is renamed into place with its completion marker, so a reader never
-    sees a half-written folder and a crash mid-build leaves nothing that looks complete. ``note`` goes into the
-    marker (what the folder was built from).
+    sees a half-written folder and a crash mid-build leaves nothing that looks complete. A ``target`` that is a link
+    is built where it points. ``note`` goes into the marker (what the folder was built from).
     """
     target = Path(target)
     if (target / COMPLETE_MARKER).is_file():
         return target
+    if target.is_symlink():  # a link to a folder not built yet: build it there, where the link points
+        target = Path(os.path.realpath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if (target / COMPLETE_MARKER).is_file():
@@ -59,9 +61,7 @@ def build_once(target: str | os.PathLike, build: Callable[[Path], object], note:
         try:
             build(tmp)
             (tmp / COMPLETE_MARKER).write_text(note)
-            if target.is_symlink():  # a link to a build that is not there
-                target.unlink()
-            elif target.exists():  # an incomplete leftover of a crashed build
+            if target.exists():  # an incomplete leftover of a crashed build
                 shutil.rmtree(target)
             os.replace(tmp, target)
         finally:

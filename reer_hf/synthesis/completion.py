@@ -108,7 +108,9 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 def finished(text: str, n_tokens: int, reason: Any) -> Completion:
     """The completion of a text that ended for ``reason``, as a server or vLLM words it: a stop
     (:data:`STOP_REASONS`), a cut (:data:`LENGTH_REASONS`), else a failure of kind ``aborted`` that keeps nothing of
-    the text, which the server did not let the model finish."""
+    the text, which the server did not let the model finish. That includes ``tool_calls`` and ``content_filter``: a
+    generator that answers a writing prompt that way is misconfigured, and the run stops on it (its pieces fail and
+    the outage rule ends the run) rather than storing a text the model did not finish."""
     if reason is None or (isinstance(reason, str) and reason in STOP_REASONS):
         return Completion(text, n_tokens, FINISH_STOP)
     if isinstance(reason, str) and reason in LENGTH_REASONS:

@@ -116,7 +116,10 @@ def read_summary(out: Path) -> dict:
         return json.loads((out / "summary.json").read_text(encoding="utf-8"))
     stats: Counter = Counter()
     for path in sorted((out / "pieces").glob("piece-*.json")):
-        stats.update({k: v for k, v in json.loads(path.read_text()).items() if isinstance(v, (int, float))})
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict):  # a failed piece's record (``piece-N.failed.json``) holds its attempts
+            continue
+        stats.update({k: v for k, v in record.items() if isinstance(v, (int, float))})
     if not stats:
         return {}
     summary = {key: round(stats.get(key, 0.0), 2) for key in ("generator_seconds", "scorer_seconds")}

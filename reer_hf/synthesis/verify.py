@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.scorer import STATUS_OK, Scorer
-from reer_hf.synthesis.runner import RUN_CONFIG_FILE
+from reer_hf.synthesis.report import RUN_CONFIG_FILE
 
 __all__ = ["plain_fp32_config", "run_scorer_config", "verify_improvements"]
 

@@ -100,3 +100,15 @@ def test_a_failed_build_leaves_nothing_that_looks_complete(tmp_path):
     build_once(target, lambda tmp: (tmp / "w.bin").write_text("ok"))
     assert (target / "w.bin").read_text() == "ok" and (target / COMPLETE_MARKER).is_file()
     assert build_once(target, crash) == target  # complete: never built again
+
+
+def test_a_link_to_a_folder_not_built_yet_is_built_where_it_points(tmp_path):
+    """How the tests share one demo model build per machine: each session's cache links to it."""
+    from reer_hf.core.cache import build_once
+
+    shared, link = tmp_path / "shared" / "model", tmp_path / "session" / "model"
+    link.parent.mkdir()
+    link.symlink_to(shared, target_is_directory=True)
+    built = build_once(link, lambda tmp: (tmp / "w.bin").write_text("ok"))
+    assert built == shared and (shared / "w.bin").read_text() == "ok"
+    assert link.is_symlink() and (link / "w.bin").read_text() == "ok"

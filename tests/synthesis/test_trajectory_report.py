@@ -26,8 +26,9 @@ import reer_hf.synthesis.runner as synthesis
 from reer_hf.core.data import demo_pairs
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.faults import record_failure
 from reer_hf.synthesis.filters import thinking_verdict
-from reer_hf.synthesis.report import build_report, choose_rows, main, read_config, render
+from reer_hf.synthesis.report import build_report, choose_rows, main, read_config, read_summary, render
 from reer_hf.synthesis.report_rows import candidate_outcome, diff_counts, step_view, trajectory_view, word_diff
 from reer_hf.synthesis.trajectory import SEPARATOR, search_features
 
@@ -402,3 +403,15 @@ def test_the_report_in_a_real_browser(demo_output, browse, tmp_path):
     name = json.loads((out / "summary.json").read_text())["hub_config_name"]
     assert (out / "hub" / name / "report.html").read_bytes() == (out / "report.html").read_bytes()
     assert f"({name}/report.html)" in (out / "README.md").read_text()
+
+
+def test_an_unmerged_run_with_a_failed_piece_sums_the_stats_of_the_pieces_written(tmp_path):
+    """A run that stopped on a failed piece: its pieces' stats add up, its failure record is no stats."""
+    pieces = tmp_path / "pieces"
+    pieces.mkdir()
+    (pieces / "piece-000000.json").write_text(json.dumps({"generator_seconds": 2.5, "scorer_seconds": 1.0}))
+    (pieces / "piece-000002.json").write_text(json.dumps({"generator_seconds": 1.5, "wall_seconds": 9.0}))
+    record_failure(pieces, "piece-000001", "the generator went away", seconds=3.0, retries=5)
+    summary = read_summary(tmp_path)
+    assert summary["generator_seconds"] == 4.0 and summary["scorer_seconds"] == 1.0
+    assert summary["wall_seconds"] == 9.0 and summary["noise_floor"] is None
