@@ -108,7 +108,7 @@ class EndpointClient:
         page, a reply cut short) is retried like a network error, for callers that would otherwise redo more work."""
         url = self.endpoint.url(route)
 
-        def malformed(response: http.Response) -> str | None:
+        def malformed(response: http.Response) -> str | None:  # a retry_unparsable caller's reason to ask again
             if response.ok:
                 try:
                     response.json()
@@ -129,9 +129,10 @@ class EndpointClient:
         if not response.ok:
             status = response.status_code
             raise EndpointError(f"HTTP {status} from {url}: {response.text[:500]}", "http", status)
-        if (error := malformed(response)) is not None:
-            raise EndpointError(error, "parse")
-        return response.json(), response.text
+        try:
+            return response.json(), response.text
+        except ValueError:
+            raise EndpointError(f"malformed reply from {url} (not JSON): {response.text[:300]!r}", "parse") from None
 
     def _count_retry(self, _: str) -> None:
         with self._lock:

@@ -1,9 +1,9 @@
 """The generate stage: each item's answer from the model under evaluation, sampled with its benchmark's settings,
 split into thinking and answer, given a status, and written as it comes so an interrupted run resumes. A request that
 failed in transport (:data:`~reer_hf.synthesis.generation.TRANSPORT_KINDS`) is counted in this run but never written:
-the next run redoes it. Generation calls with such failures count towards the synthesis run's outage thresholds
-(``generator_outage_*``, :class:`~reer_hf.synthesis.faults.PieceFailures`), so a server that went away stops the
-run instead of failing every remaining item after its retries."""
+the next run redoes it. Generation calls with such failures count towards the generator's outage thresholds
+(``generator_outage_*``, :class:`~reer_hf.synthesis.faults.PieceFailures`, as in a synthesis run), so a server that
+went away stops the run instead of failing every remaining item after its retries."""
 
 from __future__ import annotations
 

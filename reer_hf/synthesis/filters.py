@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # configs imports the model helpers (torch); the filters stay
 
 __all__ = [
     "FILTER_REASONS",
-    "check_thinking",
     "evidence",
     "leak_evidence",
     "leaked_span",
@@ -140,8 +139,11 @@ def pair_key(query: str, answer: str) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def check_thinking(thinking: str, finished: bool, lang: str, config: FilterConfig, n_tokens: int) -> str | None:
-    """The reason of the first filter that ``thinking`` fails, or ``None`` when it passes them all.
+def thinking_verdict(
+    thinking: str, finished: bool, lang: str, config: FilterConfig, n_tokens: int
+) -> tuple[str, dict] | None:
+    """The first filter that ``thinking`` fails, as ``(reason, evidence)`` (:func:`evidence`, measured where the
+    decision is taken), or ``None`` when it passes them all.
 
     In order: ``"end_of_thinking"`` (cut by the token limit, i.e. not ``finished``, or a reflection phrase in the last
     ``config.filter_end_fraction``; when ``config.filter_end_of_thinking``), ``"repetition"`` (top-3
@@ -150,14 +152,6 @@ def check_thinking(thinking: str, finished: bool, lang: str, config: FilterConfi
     repeating an earlier one), ``"too_short"`` / ``"too_long"`` (``n_tokens`` outside
     ``config.filter_min_thinking_tokens`` / ``config.filter_max_thinking_tokens``, each skipped when ``None``).
     """
-    verdict = thinking_verdict(thinking, finished, lang, config, n_tokens)
-    return verdict[0] if verdict else None
-
-
-def thinking_verdict(
-    thinking: str, finished: bool, lang: str, config: FilterConfig, n_tokens: int
-) -> tuple[str, dict] | None:
-    """:func:`check_thinking`'s reason with its :func:`evidence`, measured where the decision is taken."""
     if config.filter_end_of_thinking:
         if not finished:
             return "end_of_thinking", unfinished_evidence(thinking)

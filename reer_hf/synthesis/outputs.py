@@ -12,11 +12,12 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reer_hf.core.cache import atomic_write
 from reer_hf.core.cards import LICENSE_FILE, render_dataset_card, render_license_notice
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.synthesis.config import GeneratorConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.plots import plot_scores
-from reer_hf.synthesis.report import REPORT_FILE, write_report
+from reer_hf.synthesis.report import REPORT_FILE, RUN_CONFIG_FILE, write_report
 from reer_hf.synthesis.trajectory import STATUS_OK
 
 if TYPE_CHECKING:
@@ -156,8 +157,10 @@ def config_name(search_cfg: SearchConfig, scorer_cfg: ScorerConfig, gen_cfg: Gen
 
 
 def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments, out: Path) -> Path | None:
-    """The dataset (save_to_disk and parquet), the summary JSON, the plot, the report, the dataset card, and the local
-    image of the Hub repo (``out/hub``: what ``--push_to_hub`` sends, see ``push_dataset``); returns that folder."""
+    """The dataset (save_to_disk and parquet), the summary JSON, the run's options (``run_config.json``: the scorer's
+    exactly as it ran, what ``scripts/verify_fp32.py`` re-scores with), the plot, the report, the dataset card, and
+    the local image of the Hub repo (``out/hub``: what ``--push_to_hub`` sends, see ``push_dataset``); returns that
+    folder."""
     out.mkdir(parents=True, exist_ok=True)
     if ds is not None:
         if (out / "dataset").exists():
@@ -165,6 +168,7 @@ def save_outputs(ds, summary: dict, config: dict, args: SynthesisScriptArguments
         ds.save_to_disk(str(out / "dataset"))
         ds.to_parquet(str(out / "reer.parquet"))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    atomic_write(out / RUN_CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(config, indent=2, default=str)))
     if ds is not None and len(ds):
         plot_scores(ds, out / "scores.png")
     if ds is not None:

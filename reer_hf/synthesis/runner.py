@@ -40,7 +40,6 @@ from reer_hf.synthesis.filters import pair_key
 from reer_hf.synthesis.generation import GeneratorUnavailable, build_generator
 from reer_hf.synthesis.noise_floor import NOISE_FLOOR_FILE
 from reer_hf.synthesis.outputs import config_name, push_dataset, save_outputs, summarize
-from reer_hf.synthesis.report import RUN_CONFIG_FILE
 from reer_hf.synthesis.resume import data_digest, fingerprint, prepare
 from reer_hf.synthesis.search import Searcher, search_features
 
@@ -275,8 +274,6 @@ def synthesize(
     summary["hub_config_name"] = args.hub_config_name or config_name(search_cfg, scorer_cfg, gen_cfg)
     noise_path = pieces_dir / NOISE_FLOOR_FILE
     summary["noise_floor"] = json.loads(noise_path.read_text()) if noise_path.exists() else None
-    # the options the rows were made with, the scorer's exactly as it ran (what verify_fp32.py re-scores with)
-    atomic_write(out / RUN_CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(config, indent=2, default=str)))
     folder = save_outputs(merged, summary, config, args, out)
     if args.push_to_hub:
         if folder is None:

@@ -11,7 +11,6 @@ from reer_hf.core.text import units
 from reer_hf.synthesis.config import FilterConfig
 from reer_hf.synthesis.filters import (
     FILTER_REASONS,
-    check_thinking,
     leak_evidence,
     leaked_span,
     pair_key,
@@ -87,6 +86,12 @@ def test_pair_key():
     assert pair_key("写一首诗", "秋天") == pair_key("写一首诗 ", " 秋天")
 
 
+def reason_of(*args) -> str | None:
+    """The reason of :func:`thinking_verdict`, without its evidence."""
+    verdict = thinking_verdict(*args)
+    return verdict[0] if verdict else None
+
+
 def _config(**kwargs):
     return FilterConfig(**{"filter_min_thinking_tokens": 10, "filter_max_thinking_tokens": 1000, **kwargs})
 
@@ -94,25 +99,25 @@ def _config(**kwargs):
 @pytest.mark.parametrize(
     "lang, good, tail", [("en", PROSE, " But wait, maybe not."), ("zh", ZH_PROSE, "等等，也许不行。")]
 )
-def test_check_thinking_branches(lang, good, tail):
+def test_thinking_verdict_branches(lang, good, tail):
     config = _config()
-    assert check_thinking(good, True, lang, config, 200) is None
-    assert check_thinking(good, False, lang, config, 200) == "end_of_thinking"
-    assert check_thinking(good + tail, True, lang, config, 200) == "end_of_thinking"
+    assert reason_of(good, True, lang, config, 200) is None
+    assert reason_of(good, False, lang, config, 200) == "end_of_thinking"
+    assert reason_of(good + tail, True, lang, config, 200) == "end_of_thinking"
     loop = (good[:40] if lang == "en" else good[:6]) * 40  # a short cycle: few distinct n-grams
-    assert check_thinking(loop, True, lang, config, 200) == "repetition"
-    assert check_thinking(good, True, lang, config, 5) == "too_short"
-    assert check_thinking(good, True, lang, config, 5000) == "too_long"
+    assert reason_of(loop, True, lang, config, 200) == "repetition"
+    assert reason_of(good, True, lang, config, 5) == "too_short"
+    assert reason_of(good, True, lang, config, 5000) == "too_long"
     # order: end_of_thinking before repetition before length
-    assert check_thinking(loop, False, lang, config, 5) == "end_of_thinking"
-    assert check_thinking(loop, True, lang, config, 5) == "repetition"
+    assert reason_of(loop, False, lang, config, 5) == "end_of_thinking"
+    assert reason_of(loop, True, lang, config, 5) == "repetition"
     # each filter can be switched off
-    assert check_thinking(good + tail, False, lang, _config(filter_end_of_thinking=False), 200) is None
-    assert check_thinking(loop, True, lang, _config(filter_repetition=False), 200) is None
+    assert reason_of(good + tail, False, lang, _config(filter_end_of_thinking=False), 200) is None
+    assert reason_of(loop, True, lang, _config(filter_repetition=False), 200) is None
     unbounded = _config(filter_min_thinking_tokens=None, filter_max_thinking_tokens=None)
-    assert check_thinking(good, True, lang, unbounded, 0) is None
-    assert check_thinking(good, True, lang, unbounded, 10**6) is None
-    assert {check_thinking(good, f, lang, config, n) for f in (True, False) for n in (5, 200, 5000)} <= {
+    assert reason_of(good, True, lang, unbounded, 0) is None
+    assert reason_of(good, True, lang, unbounded, 10**6) is None
+    assert {reason_of(good, f, lang, config, n) for f in (True, False) for n in (5, 200, 5000)} <= {
         None,
         *FILTER_REASONS,
     }
@@ -133,7 +138,7 @@ def test_each_filter_records_what_it_saw(lang, good, tail):
         (good, True, 5000, "too_long", "thinking_tokens"),
     ]
     for text, finished, tokens, reason, check in cases:
-        assert check_thinking(text, finished, lang, config, tokens) == reason
+        assert reason_of(text, finished, lang, config, tokens) == reason
         assert thinking_verdict(text, finished, lang, config, tokens)[0] == reason
         assert thinking_verdict(text, finished, lang, config, tokens)[1]["check"] == check
     assert thinking_verdict(good, True, lang, config, 200) is None
