@@ -25,10 +25,10 @@ from datasets import Dataset
 
 from reer_hf.core.data import demo_pairs
 from reer_hf.core.models import DEMO_MODEL, load_causal_lm, resolve_device, resolve_dtype
+from reer_hf.generation import TransformersGenerator
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.scorer import Scorer
 from reer_hf.synthesis.config import FilterConfig, SearchConfig
-from reer_hf.synthesis.generation import TransformersGenerator
 from reer_hf.synthesis.search import Searcher, search_features
 
 

@@ -24,7 +24,7 @@ import logging
 from reer_hf.core.parser import RecipeParser
 from reer_hf.evaluation.config import EvaluationScriptArguments, JudgeConfig
 from reer_hf.evaluation.run import evaluate
-from reer_hf.synthesis.config import GeneratorConfig
+from reer_hf.generation.config import GeneratorConfig
 
 
 def make_parser() -> RecipeParser:

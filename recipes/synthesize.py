@@ -24,8 +24,9 @@ import json
 import logging
 
 from reer_hf.core.parser import RecipeParser
+from reer_hf.generation.config import GeneratorConfig
 from reer_hf.scoring.config import ScorerConfig
-from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.config import FilterConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.runner import synthesize
 
 

@@ -33,9 +33,10 @@ TRL_DOCS = {
 def recipe_dataclasses() -> dict[str, list[type]]:
     """Recipe name -> the option dataclasses of its script, in parser order (ours only)."""
     from reer_hf.evaluation.config import EvaluationScriptArguments, JudgeConfig
+    from reer_hf.generation.config import GeneratorConfig
     from reer_hf.scoring.config import ScorerConfig, ScoreScriptArguments
     from reer_hf.sft.config import SFTScriptArguments
-    from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
+    from reer_hf.synthesis.config import FilterConfig, SearchConfig, SynthesisScriptArguments
 
     return {
         "score": [ScoreScriptArguments, ScorerConfig],

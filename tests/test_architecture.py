@@ -1,4 +1,5 @@
-"""The package's shape: stages over a shared core, no import cycle (imports inside functions count), small modules."""
+"""The package's shape: stages over a shared core and one generator client, no import cycle (imports inside functions
+count), small modules."""
 
 from __future__ import annotations
 
@@ -85,9 +86,29 @@ def test_core_imports_no_stage():
             assert not stray, f"{name} imports {stray}: the core must not depend on a stage"
 
 
+def test_the_generator_client_imports_only_the_core():
+    """Every stage that generates (the search, the evaluation, the judge) uses ``reer_hf.generation``, which depends on
+    no stage, so no stage reaches into another for it."""
+    for name in MODULES:
+        if name.startswith("reer_hf.generation"):
+            stray = sorted(
+                t for t in imports_of(MODULES[name]) if not t.startswith(("reer_hf.core", "reer_hf.generation"))
+            )
+            assert not stray, f"{name} imports {stray}: the generator client must not depend on a stage"
+
+
+def test_the_evaluation_uses_nothing_of_the_search():
+    for name in MODULES:
+        if name.startswith("reer_hf.evaluation"):
+            stray = sorted(
+                t for t in imports_of(MODULES[name]) if t.startswith(("reer_hf.synthesis", "reer_hf.scoring"))
+            )
+            assert not stray, f"{name} imports {stray}: the evaluation generates through reer_hf.generation"
+
+
 def test_stages_do_not_import_later_stages():
-    """Data flows scoring -> synthesis -> sft -> evaluation; a stage may use an earlier one (the search scores, the
-    evaluation generates with the synthesis backends), never a later one."""
+    """Data flows scoring -> synthesis -> sft -> evaluation; a stage may use an earlier one (the search scores),
+    never a later one."""
     order = {stage: i for i, stage in enumerate(STAGES)}
     for name in MODULES:
         stage = name.split(".")[1] if name.count(".") else None

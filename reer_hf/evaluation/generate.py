@@ -1,8 +1,8 @@
 """The generate stage: each item's answer from the model under evaluation, sampled with its benchmark's settings,
 split into thinking and answer, given a status, and written as it comes so an interrupted run resumes. A request that
-failed in transport (:data:`~reer_hf.synthesis.generation.TRANSPORT_KINDS`) is counted in this run but never written:
+failed in transport (:data:`~reer_hf.generation.completion.TRANSPORT_KINDS`) is counted in this run but never written:
 the next run redoes it. Generation calls with such failures count towards the generator's outage thresholds
-(``generator_outage_*``, :class:`~reer_hf.synthesis.faults.PieceFailures`, as in a synthesis run), so a server that
+(``generator_outage_*``, :class:`~reer_hf.generation.health.PieceFailures`, as in a synthesis run), so a server that
 went away stops the run instead of failing every remaining item after its retries."""
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from tqdm.auto import tqdm
 from reer_hf.core.text import split_thinking
 from reer_hf.evaluation.benchmarks.registry import get_benchmark
 from reer_hf.evaluation.store import JsonlLog
-from reer_hf.synthesis.faults import PieceFailures
-from reer_hf.synthesis.generation import (
+from reer_hf.generation import (
     FINISH_ERROR,
     FINISH_LENGTH,
     TRANSPORT_KINDS,
@@ -27,6 +26,7 @@ from reer_hf.synthesis.generation import (
     Request,
     Sampling,
 )
+from reer_hf.generation.health import PieceFailures
 
 __all__ = ["GENERATION_STATUSES", "generate_answers", "generation_record", "sampling_for"]
 
@@ -90,7 +90,7 @@ def generate_answers(
     """Each item's generation record, generating only those ``log`` does not hold yet (or holds as failed), in
     chunks of ``chunk_size`` written as they finish, except transport failures (this run reports them as failed;
     the next one redoes them). Longest prompts first, so batches pad little. Each chunk's outcome goes to
-    ``failures``, which raises :class:`~reer_hf.synthesis.faults.GeneratorOutage` past its thresholds."""
+    ``failures``, which raises :class:`~reer_hf.generation.health.GeneratorOutage` past its thresholds."""
     done = {r["id"]: r for r in log.read() if r.get("status") != "error" or r.get("error_kind") == "context"}
     pending = sorted((it for it in items if it["id"] not in done), key=lambda it: -len(it["prompt"]))
     if pending and generator is None:

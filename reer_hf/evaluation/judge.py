@@ -1,7 +1,7 @@
 """The LLM judge behind any OpenAI-compatible chat endpoint (a local ``vllm serve``, a hosted API), and judging a set
 of requests resumably against a log of earlier judgements.
 
-The HTTP side is the endpoint generator of :mod:`reer_hf.synthesis.generation` on the judge's
+The HTTP side is the endpoint generator of :mod:`reer_hf.generation` on the judge's
 :class:`~reer_hf.core.endpoint.Endpoint` (bounded concurrency, retries with exponential backoff on network errors and
 HTTP 408/429/502/503/504, other HTTP errors not retried). On top of it the judge retries a reply that does not parse,
 up to ``judge_max_parse_retries`` more calls, and turns every failure into a :class:`Judgement` with ``ok=False``, the
@@ -29,7 +29,7 @@ from reer_hf.evaluation.judgement import (
     extract_json,
 )
 from reer_hf.evaluation.store import JsonlLog
-from reer_hf.synthesis.generation import FINISH_ERROR, EndpointGenerator, Request, Sampling
+from reer_hf.generation import FINISH_ERROR, EndpointGenerator, Request, Sampling
 
 __all__ = ["Judge", "judge_all"]
 

@@ -15,7 +15,7 @@ from reer_hf.evaluation.benchmarks.base import mean
 from reer_hf.evaluation.benchmarks.registry import get_benchmark
 from reer_hf.evaluation.generate import GENERATION_STATUSES
 from reer_hf.evaluation.judgement import Judgement
-from reer_hf.synthesis.generation import TRANSPORT_KINDS
+from reer_hf.generation import TRANSPORT_KINDS
 
 __all__ = ["score_benchmark"]
 

@@ -38,9 +38,9 @@ from reer_hf.evaluation.reasoning import aggregate_reasoning_profile, reasoning_
 from reer_hf.evaluation.report import load_report, write_report
 from reer_hf.evaluation.results import score_benchmark
 from reer_hf.evaluation.store import JsonlLog, check_meta
-from reer_hf.synthesis.config import GeneratorConfig
-from reer_hf.synthesis.faults import PieceFailures, check_generator
-from reer_hf.synthesis.generation import Generator, build_generator
+from reer_hf.generation import Generator, build_generator
+from reer_hf.generation.config import GeneratorConfig
+from reer_hf.generation.health import PieceFailures, check_generator
 
 __all__ = ["evaluate"]
 
@@ -232,7 +232,7 @@ def evaluate(
     """Run the stages ``args.stages`` asks for and return the report (also written to ``args.output_dir``), or the
     results without the report stage.
 
-    ``generator_factory`` builds the generator (default :func:`reer_hf.synthesis.generation.build_generator` of
+    ``generator_factory`` builds the generator (default :func:`reer_hf.generation.build_generator` of
     ``gen_cfg``); it is called only when some item still needs generating."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise RuntimeError(

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from reer_hf.core.cache import atomic_write
 from reer_hf.core.cards import LICENSE_FILE, render_dataset_card, render_license_notice
+from reer_hf.generation.config import GeneratorConfig
 from reer_hf.scoring.config import ScorerConfig
-from reer_hf.synthesis.config import GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.config import SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.plots import plot_scores
 from reer_hf.synthesis.report import REPORT_FILE, RUN_CONFIG_FILE, write_report
 from reer_hf.synthesis.trajectory import STATUS_OK

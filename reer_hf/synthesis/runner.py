@@ -25,19 +25,15 @@ from pathlib import Path
 from reer_hf.core.cache import atomic_write
 from reer_hf.core.data import load_pairs
 from reer_hf.core.formats import to_messages
+from reer_hf.generation import GeneratorUnavailable, build_generator
+from reer_hf.generation.config import GeneratorConfig
+from reer_hf.generation.health import PieceFailures, check_generator
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.scorer import Scorer
 from reer_hf.synthesis import noise_floor
-from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
-from reer_hf.synthesis.faults import (
-    PieceFailures,
-    add_failures,
-    check_generator,
-    clear_failures,
-    record_failure,
-)
+from reer_hf.synthesis.config import FilterConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.faults import add_failures, clear_failures, record_failure
 from reer_hf.synthesis.filters import pair_key
-from reer_hf.synthesis.generation import GeneratorUnavailable, build_generator
 from reer_hf.synthesis.noise_floor import NOISE_FLOOR_FILE
 from reer_hf.synthesis.outputs import config_name, push_dataset, save_outputs, summarize
 from reer_hf.synthesis.resume import data_digest, fingerprint, prepare

@@ -19,11 +19,11 @@ from collections import Counter
 
 from reer_hf.core.prompts import official_prompt, official_text, render
 from reer_hf.core.text import detect_language, strip_thinking
+from reer_hf.generation import FINISH_ERROR, FINISH_LENGTH, Generator, Request, Sampling
 from reer_hf.scoring.noise import NoiseFloor
 from reer_hf.scoring.scorer import STATUS_OK, Scorer
 from reer_hf.synthesis.config import FilterConfig, SearchConfig
 from reer_hf.synthesis.filters import leak_evidence, leaked_span, thinking_verdict, unfinished_evidence
-from reer_hf.synthesis.generation import FINISH_ERROR, FINISH_LENGTH, Generator, Request, Sampling
 from reer_hf.synthesis.noise_floor import measure, require
 from reer_hf.synthesis.trajectory import (
     _TAGS,

@@ -10,7 +10,8 @@ import yaml
 
 from reer_hf.core.options import check_choices, choices, resume_safe_names, semantic_options
 from reer_hf.core.parser import RecipeParser
-from reer_hf.synthesis.config import GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.generation.config import GeneratorConfig
+from reer_hf.synthesis.config import SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.resume import fingerprint
 
 

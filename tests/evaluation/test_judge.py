@@ -13,7 +13,7 @@ from reer_hf.core.endpoint import Endpoint
 from reer_hf.evaluation.config import JudgeConfig
 from reer_hf.evaluation.judge import Judge
 from reer_hf.evaluation.judgement import Judgement, JudgeRequest, extract_json, summarize
-from reer_hf.synthesis.generation import EndpointGenerator
+from reer_hf.generation import EndpointGenerator
 
 
 @pytest.fixture(autouse=True)

@@ -28,8 +28,8 @@ from reer_hf.evaluation.judge import Judge
 from reer_hf.evaluation.judgement import Judgement, JudgeRequest
 from reer_hf.evaluation.run import evaluate
 from reer_hf.evaluation.store import JsonlLog
-from reer_hf.synthesis.config import GeneratorConfig
-from reer_hf.synthesis.generation import FINISH_STOP, Completion, Generator, Request, Sampling
+from reer_hf.generation import FINISH_STOP, Completion, Generator, Request, Sampling
+from reer_hf.generation.config import GeneratorConfig
 
 FAKE_JUDGE_TXT = (
     "Rate strictly.\n<User Request>\n$INST$\n</User Request>\n<Response>\n$RESPONSE$\n</Response>\nJSON only."

@@ -32,8 +32,8 @@ from reer_hf.evaluation.config import EvaluationScriptArguments, JudgeConfig
 from reer_hf.evaluation.judgement import Judgement, JudgeRequest, extract_json
 from reer_hf.evaluation.run import evaluate
 from reer_hf.evaluation.store import JsonlLog
-from reer_hf.synthesis.config import GeneratorConfig
-from reer_hf.synthesis.generation import FINISH_STOP, Completion, Generator, Request, Sampling
+from reer_hf.generation import FINISH_STOP, Completion, Generator, Request, Sampling
+from reer_hf.generation.config import GeneratorConfig
 
 OPTIONS = {f.name for f in dataclasses.fields(EvaluationScriptArguments)}
 

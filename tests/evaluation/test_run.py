@@ -24,8 +24,7 @@ from reer_hf.evaluation.reasoning import REASONING_DIMENSIONS
 from reer_hf.evaluation.results import score_benchmark
 from reer_hf.evaluation.run import evaluate
 from reer_hf.evaluation.store import JsonlLog
-from reer_hf.synthesis.config import GeneratorConfig
-from reer_hf.synthesis.generation import (
+from reer_hf.generation import (
     FINISH_LENGTH,
     FINISH_STOP,
     Completion,
@@ -34,6 +33,7 @@ from reer_hf.synthesis.generation import (
     Sampling,
     TransformersGenerator,
 )
+from reer_hf.generation.config import GeneratorConfig
 
 
 @pytest.fixture(autouse=True)

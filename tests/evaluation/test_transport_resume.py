@@ -16,8 +16,8 @@ from testing_utils import write_jsonl
 from reer_hf.evaluation.config import EvaluationScriptArguments, JudgeConfig
 from reer_hf.evaluation.run import evaluate
 from reer_hf.evaluation.store import JsonlLog
-from reer_hf.synthesis.config import GeneratorConfig
-from reer_hf.synthesis.generation import OpenAIGenerator
+from reer_hf.generation import OpenAIGenerator
+from reer_hf.generation.config import GeneratorConfig
 
 DIMS = ["Relevance", "Accuracy", "Coherence", "Clarity", "Breadth and Depth", "Reading Experience"]
 PROMPTS = [f"Write {n} words about topic {n}." for n in range(1, 9)]
@@ -191,7 +191,7 @@ def openai_generator(server: OpenAIServer, **options) -> GeneratorConfig:
 
 
 def test_the_health_check_stops_an_evaluation_whose_server_does_not_serve_the_model(tmp_path):
-    from reer_hf.synthesis.faults import GeneratorOutage
+    from reer_hf.generation.health import GeneratorOutage
 
     args = quick_args(tmp_path)
     with OpenAIServer(model) as server:
@@ -213,7 +213,7 @@ def test_the_health_check_stops_an_evaluation_whose_server_does_not_serve_the_mo
 def test_a_generator_outage_stops_the_evaluation_early(tmp_path, options, calls, why):
     """A server that answers 503 to everything: the run stops at the generator_outage_* thresholds, not after
     failing every item; nothing of the failed calls is written, and the error says how to go on."""
-    from reer_hf.synthesis.faults import GeneratorOutage
+    from reer_hf.generation.health import GeneratorOutage
 
     down = Faults(model, {1: "503"})
     with OpenAIServer(down) as server, pytest.raises(GeneratorOutage, match=why) as outage:

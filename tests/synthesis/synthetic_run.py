@@ -25,8 +25,9 @@ from datasets import Dataset, Features, Value
 from reer_hf.core.data import demo_pairs
 from reer_hf.core.formats import to_messages
 from reer_hf.core.text import units
+from reer_hf.generation.config import GeneratorConfig
 from reer_hf.scoring.config import ScorerConfig
-from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.config import FilterConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.outputs import save_outputs, summarize
 from reer_hf.synthesis.report import REPORT_FILE, build_report, write_report
 from reer_hf.synthesis.trajectory import SEPARATOR, search_features

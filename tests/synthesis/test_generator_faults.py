@@ -18,9 +18,9 @@ from test_search import ANSWER, QUERY, Writer, prefill_of, user_text
 from test_synthesis import configs, scripted
 
 import reer_hf.synthesis.runner as synthesis
-from reer_hf.synthesis.config import GeneratorConfig
-from reer_hf.synthesis.faults import GeneratorOutage, PieceFailures, PiecesFailed, check_generator
-from reer_hf.synthesis.generation import GeneratorUnavailable, OpenAIGenerator, Request, Sampling
+from reer_hf.generation import GeneratorUnavailable, OpenAIGenerator, Request, Sampling
+from reer_hf.generation.config import GeneratorConfig
+from reer_hf.generation.health import GeneratorOutage, PieceFailures, PiecesFailed, check_generator
 
 ROWS = 8  # with map_batch_size 2: four pieces
 FAULTS = {

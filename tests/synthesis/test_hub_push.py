@@ -13,8 +13,9 @@ from datasets import Dataset, Features, SplitInfo, Value, load_dataset, load_fro
 from huggingface_hub import CommitInfo, DatasetCard
 
 from reer_hf.core.formats import to_messages
+from reer_hf.generation.config import GeneratorConfig
 from reer_hf.scoring.config import ScorerConfig
-from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.config import FilterConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.outputs import push_dataset, save_outputs, summarize
 from reer_hf.synthesis.search import search_features
 

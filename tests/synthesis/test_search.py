@@ -13,10 +13,11 @@ from openai_server import OpenAIServer, ServerReply
 
 from reer_hf.core.formats import to_messages
 from reer_hf.core.models import load_causal_lm
+from reer_hf.generation import OpenAIGenerator, TransformersGenerator
+from reer_hf.generation.config import GeneratorConfig
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.scorer import Scorer
-from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig
-from reer_hf.synthesis.generation import OpenAIGenerator, TransformersGenerator
+from reer_hf.synthesis.config import FilterConfig, SearchConfig
 from reer_hf.synthesis.search import Searcher
 from reer_hf.synthesis.trajectory import lead_words, search_features, split_trajectory
 

@@ -15,9 +15,10 @@ from test_search import ANSWER, QUERY, Writer
 from testing_utils import REPO_ROOT
 
 import reer_hf.synthesis.runner as synthesis
+from reer_hf.generation.config import GeneratorConfig
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.scorer import Scorer
-from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.config import FilterConfig, SearchConfig, SynthesisScriptArguments
 
 ROOT = REPO_ROOT
 

@@ -24,8 +24,9 @@ from testing_utils import PROSE, REPO_ROOT, write_jsonl
 
 import reer_hf.synthesis.runner as synthesis
 from reer_hf.core.data import demo_pairs
+from reer_hf.generation.config import GeneratorConfig
 from reer_hf.scoring.config import ScorerConfig
-from reer_hf.synthesis.config import FilterConfig, GeneratorConfig, SearchConfig, SynthesisScriptArguments
+from reer_hf.synthesis.config import FilterConfig, SearchConfig, SynthesisScriptArguments
 from reer_hf.synthesis.faults import record_failure
 from reer_hf.synthesis.filters import thinking_verdict
 from reer_hf.synthesis.report import build_report, choose_rows, main, read_config, read_summary, render

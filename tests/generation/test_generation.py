@@ -14,8 +14,7 @@ from openai_server import OpenAIServer, ServerReply, completion_body, scripted
 from testing_utils import build_tiny_model
 
 from reer_hf.core.endpoint import Endpoint
-from reer_hf.synthesis.config import GeneratorConfig
-from reer_hf.synthesis.generation import (
+from reer_hf.generation import (
     ERROR_KINDS,
     FINISH_ERROR,
     FINISH_LENGTH,
@@ -28,11 +27,12 @@ from reer_hf.synthesis.generation import (
     Sampling,
     TransformersGenerator,
     VLLMGenerator,
-    _split_tokens,
     build_generator,
     generator_endpoint,
     render_prompt,
 )
+from reer_hf.generation.config import GeneratorConfig
+from reer_hf.generation.openai_backend import _split_tokens
 
 PREFILL = "<think>\nOkay, I am given"
 
