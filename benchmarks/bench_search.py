@@ -1,12 +1,18 @@
-"""Benchmark the REER search: the lock-step batched ``datasets.map`` against the per-row loop a user would write.
+"""Benchmark the REER search: the lock-step batched ``datasets.map`` against the per-row loop a user would write,
+and its generation against the hardware's limit.
 
 Same model, dtype, pairs, budgets and seeds in one process, modes interleaved:
-- naive: one row at a time (``map_batch_size=1``): its own generate call for ``z0``, then per step one generate call
-  for its K rewrites and a scorer call without prefix reuse or carried caches;
-- lockstep: every row in one map batch: one generate call per phase for all rows, one scorer call for all candidates
-  with the prefix shared by the K candidates of a row computed once and carried from step to step.
-Sampling differs between the modes (batch composition changes the random draws), so the comparison is throughput:
-rows/s, generated tokens/s and the time split. The last line of output is one JSON object.
+- naive: one row at a time (``map_batch_size=1``), generating with transformers' ``model.generate`` (each of the K
+  samples prefilled on its own, ``num_return_sequences``), scoring without prefix reuse or carried caches;
+- lockstep: every row in one map batch, generating with the project's decoder (one prefill per distinct prompt, its K
+  samples decoded from it, finished samples leaving the batch), one scorer call for all candidates with the prefix
+  shared by a row's candidates computed once and carried from step to step.
+The two modes sample differently, so the comparison is throughput: rows/s, generated tokens/s and the time split.
+
+For the lock-step run it also prints, per generator call (the initial trajectories, then each step): prompt tokens
+prefilled and asked for, generated tokens, prefill and decode tokens/s, and the limit: the same model's plain forward
+passes at the same prompt lengths and the same decode batches and contexts, timed in the same run, so generation is
+reported as a fraction of what the hardware does. The last line of output is one JSON object.
 
     python benchmarks/bench_search.py --quick                         # CPU, the demo model, ~2 minutes on 2 cores
     python benchmarks/bench_search.py --device cuda --rows 8 --max_new_tokens 512
@@ -15,21 +21,172 @@ rows/s, generated tokens/s and the time split. The last line of output is one JS
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
 import time
 from collections import Counter
 
+import torch
 from datasets import Dataset
 
 from reer_hf.core.data import demo_pairs
 from reer_hf.core.models import DEMO_MODEL, load_causal_lm, resolve_device, resolve_dtype
+from reer_hf.core.threads import set_torch_threads
 from reer_hf.generation import TransformersGenerator
+from reer_hf.generation.base import render_prompt
+from reer_hf.generation.completion import FINISH_LENGTH, FINISH_STOP, Completion, Request, Sampling, cut_at_stop
+from reer_hf.generation.decoding import DecodeStats, buffered_cache
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.scorer import Scorer
 from reer_hf.synthesis.config import FilterConfig, SearchConfig
 from reer_hf.synthesis.search import Searcher, search_features
+
+
+class GenerateGenerator(TransformersGenerator):
+    """The way a user would write it: ``model.generate`` per request with ``num_return_sequences`` (each sample
+    prefills the prompt again; finished rows stay in the batch until the longest ends)."""
+
+    def _generate_chunk(self, requests: list[Request], sampling: Sampling, offset: int) -> list[list[Completion]]:
+        out = []
+        for i, request in enumerate(requests):
+            ids = self.tokenizer(render_prompt(self.tokenizer, request), return_tensors="pt", add_special_tokens=False)
+            ids = ids.to(self.model.device)
+            torch.manual_seed(request.seed if request.seed is not None else (sampling.seed or 0) + offset + i)
+            kwargs = dict(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+            generated = self.model.generate(
+                **ids,
+                max_new_tokens=sampling.max_new_tokens,
+                num_return_sequences=sampling.n,
+                repetition_penalty=sampling.repetition_penalty,
+                eos_token_id=sorted(self.eos_ids),
+                pad_token_id=self.tokenizer.pad_token_id,
+                stop_strings=list(sampling.stop) or None,
+                tokenizer=self.tokenizer,
+                **kwargs,
+            )[:, ids["input_ids"].shape[1] :].tolist()
+            self.stats["prompt_tokens"] += sampling.n * ids["input_ids"].shape[1]
+            completions = []
+            for row in generated:
+                ended = next((t for t, tok in enumerate(row) if tok in self.eos_ids), None)
+                row = row if ended is None else row[:ended]
+                text, stopped = cut_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), sampling.stop)
+                done = ended is not None or stopped or len(row) < sampling.max_new_tokens
+                completions.append(Completion(text, len(row), FINISH_STOP if done else FINISH_LENGTH))
+            out.append(completions)
+        return out
+
+
+class CallRecorder:
+    """Wraps a generator's ``generate`` to keep, per call, what it prefilled and decoded and how long each took."""
+
+    def __init__(self, generator: TransformersGenerator):
+        self.generator, self.calls = generator, []
+        self._generate = generator.generate
+        generator.generate = self
+
+    def __call__(self, requests, sampling):
+        stats: DecodeStats = self.generator.decode_stats
+        before = dataclasses.replace(stats, batch_sizes=[], contexts=[])  # the counters before this call
+        steps = slice(len(stats.batch_sizes), None)
+        start = time.perf_counter()
+        out = self._generate(requests, sampling)
+        seconds = time.perf_counter() - start
+        self.calls.append(
+            {
+                "requests": len(requests),
+                "samples": len(requests) * sampling.n,
+                "prompt_tokens": stats.prompt_tokens - before.prompt_tokens,
+                "prompt_tokens_requested": stats.requested_prompt_tokens - before.requested_prompt_tokens,
+                "generated_tokens": sum(c.n_tokens for cs in out for c in cs),
+                "decode_steps": stats.decode_steps - before.decode_steps,
+                "prefill_seconds": stats.prefill_seconds - before.prefill_seconds,
+                "decode_seconds": stats.decode_seconds - before.decode_seconds,
+                "seconds": seconds,
+                "batches": stats.batch_sizes[steps],
+                "contexts": stats.contexts[steps],
+                "prompt_lengths": [
+                    len(ids)
+                    for ids in self.generator.tokenizer(
+                        list(dict.fromkeys(render_prompt(self.generator.tokenizer, r) for r in requests)),
+                        add_special_tokens=False,
+                    )["input_ids"]
+                ],
+            }
+        )
+        return out
+
+
+@torch.inference_mode()
+def plain_prefill_seconds(model, lengths: list[int]) -> float:
+    """The time of plain forward passes over prompts of these lengths (random ids, batch 1, the last logits)."""
+    start = time.perf_counter()
+    for n in lengths:
+        ids = torch.randint(100, model.config.vocab_size - 1, (1, n), device=model.device)
+        model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    return time.perf_counter() - start
+
+
+@torch.inference_mode()
+def plain_decode_step_seconds(model, batch: int, context: int, steps: int = 4) -> float:
+    """The time of one plain forward decode step (a token per row, a key/value cache of ``context`` columns)."""
+    cache = buffered_cache(model.config)
+    ids = torch.randint(100, model.config.vocab_size - 1, (batch, context), device=model.device)
+    model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    times = []
+    for i in range(steps + 1):
+        for layer in cache.layers:
+            layer.reserve(1)
+        token = torch.randint(100, model.config.vocab_size - 1, (batch, 1), device=model.device)
+        start = time.perf_counter()
+        model(input_ids=token, past_key_values=cache, use_cache=True, position_ids=torch.full((batch, 1), context + i))
+        times.append(time.perf_counter() - start)
+    return sorted(times[1:])[len(times[1:]) // 2]  # the median after a warm-up step
+
+
+def generation_limit(model, calls: list[dict]) -> dict:
+    """Each call's generation against plain forward passes doing the same work: its distinct prompts prefilled, and
+    its decode steps at their batch sizes and contexts (steps grouped by batch size, at their mean context)."""
+    out = []
+    for call in calls:
+        prefill = plain_prefill_seconds(model, call["prompt_lengths"])
+        groups: dict[int, list[int]] = {}
+        for batch, context in zip(call["batches"], call["contexts"], strict=True):
+            groups.setdefault(batch, []).append(context)
+        decode = sum(
+            len(ctx) * plain_decode_step_seconds(model, batch, round(sum(ctx) / len(ctx)))
+            for batch, ctx in groups.items()
+        )
+        decoded = sum(call["batches"])
+        out.append(
+            {
+                "requests": call["requests"],
+                "samples": call["samples"],
+                "prompt_tokens": call["prompt_tokens"],
+                "prompt_tokens_requested": call["prompt_tokens_requested"],
+                "generated_tokens": call["generated_tokens"],
+                "decode_steps": call["decode_steps"],
+                "mean_decode_batch": round(decoded / max(1, call["decode_steps"]), 2),
+                "prefill_tok_s": round(call["prompt_tokens"] / call["prefill_seconds"], 1),
+                "prefill_limit_tok_s": round(call["prompt_tokens"] / prefill, 1),
+                "decode_tok_s": round(decoded / call["decode_seconds"], 1) if call["decode_seconds"] else None,
+                "decode_limit_tok_s": round(decoded / decode, 1) if decode else None,
+                "seconds": round(call["seconds"], 2),
+                "limit_seconds": round(prefill + decode, 2),
+            }
+        )
+    seconds = sum(c["seconds"] for c in out)
+    limit = sum(c["limit_seconds"] for c in out)
+    return {
+        "calls": out,
+        "prompt_tokens": sum(c["prompt_tokens"] for c in out),
+        "prompt_tokens_requested": sum(c["prompt_tokens_requested"] for c in out),
+        "prefill_tokens_saved_by_sharing": sum(c["prompt_tokens_requested"] - c["prompt_tokens"] for c in out),
+        "generator_seconds": round(seconds, 2),
+        "limit_seconds": round(limit, 2),
+        "fraction_of_limit": round(limit / seconds, 3) if seconds else None,
+    }
 
 
 def run_mode(model, tokenizer, pairs, args, lockstep: bool) -> dict:
@@ -51,7 +208,8 @@ def run_mode(model, tokenizer, pairs, args, lockstep: bool) -> dict:
         search_segment_min_chars=40,
         search_min_gain="0",  # any improvement: no noise floor measured (an fp32 model copy) inside the timed map
     )
-    generator = TransformersGenerator(model, tokenizer, batch_size=64)
+    generator = (TransformersGenerator if lockstep else GenerateGenerator)(model, tokenizer, batch_size=64)
+    recorder = CallRecorder(generator) if lockstep else None
     # The demo model rarely closes its thinking within these budgets: keep such rows in the search (as the demo does)
     filters = FilterConfig(filter_end_of_thinking=False)
     searcher = Searcher(generator, Scorer(tokenizer, scorer_cfg, model=model), search_cfg, filters)
@@ -82,6 +240,8 @@ def run_mode(model, tokenizer, pairs, args, lockstep: bool) -> dict:
         "scorer_calls": searcher.stats["scorer_calls"],
         "search_steps": steps,
         "status": dict(sorted(Counter(out["status"]).items())),
+        "search_seconds": round(searcher.stats["seconds"], 2),
+        "calls": recorder.calls if recorder else None,
     }
 
 
@@ -96,10 +256,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--max_new_tokens", type=int, default=256)
     parser.add_argument("--edit_max_new_tokens", type=int, default=96)
     parser.add_argument("--runs", type=int, default=1, help="Interleaved runs of each mode; the best is reported.")
+    parser.add_argument("--threads", default="auto", help="torch threads: auto (cores not busy elsewhere) or a number")
     parser.add_argument("--quick", action="store_true", help="4 rows, 2 steps, short budgets: ~2 minutes on 2 cores.")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.max_step, args.max_new_tokens, args.edit_max_new_tokens = 4, 2, 128, 48
+    threads = set_torch_threads(args.threads)
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     model, tokenizer = load_causal_lm(args.model, dtype=dtype, device=str(device))
@@ -110,6 +272,17 @@ def main(argv=None) -> dict:
             results[mode].append(run_mode(model, tokenizer, pairs, args, lockstep=mode == "lockstep"))
             print(mode, json.dumps(results[mode][-1]), file=sys.stderr)
     best = {mode: min(runs, key=lambda r: r["seconds"]) for mode, runs in results.items()}
+    limit = generation_limit(model, best["lockstep"].pop("calls"))
+    best["naive"].pop("calls")
+    lock = best["lockstep"]
+    other = lock["search_seconds"] - lock["generator_seconds"] - lock["scorer_seconds"]
+    prefill = sum(c["prompt_tokens"] / c["prefill_tok_s"] for c in limit["calls"] if c["prefill_tok_s"])
+    shares = {
+        "generator_prefill": prefill / lock["search_seconds"],
+        "generator_decode_and_sampling": (lock["generator_seconds"] - prefill) / lock["search_seconds"],
+        "scorer": lock["scorer_seconds"] / lock["search_seconds"],
+        "search_logic": other / lock["search_seconds"],
+    }
     summary = {
         "model": args.model,
         "device": str(device),
@@ -122,6 +295,9 @@ def main(argv=None) -> dict:
         "speedup": round(best["naive"]["seconds"] / best["lockstep"]["seconds"], 3),
         "generation_speedup": round(best["naive"]["generator_seconds"] / best["lockstep"]["generator_seconds"], 3),
         "scoring_speedup": round(best["naive"]["scorer_seconds"] / best["lockstep"]["scorer_seconds"], 3),
+        "threads": threads,
+        "wall_time_share": {k: round(v, 3) for k, v in shares.items()},
+        "generation_vs_limit": limit,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(json.dumps(summary))

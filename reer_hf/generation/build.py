@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reer_hf.core.models import load_causal_lm
+from reer_hf.core.threads import set_torch_threads
 from reer_hf.generation.base import Generator
 from reer_hf.generation.config import GeneratorConfig
 from reer_hf.generation.openai_backend import OpenAIGenerator
@@ -14,6 +15,7 @@ def build_generator(config: GeneratorConfig, shared: tuple | None = None) -> Gen
     """The backend named by ``config``; ``shared`` is an already loaded ``(model, tokenizer)`` to reuse (the demo
     runs one model in both roles)."""
     if config.generator_backend == "transformers":
+        set_torch_threads(config.generator_torch_threads)
         if shared is None:
             shared = load_causal_lm(
                 config.generator_model,

@@ -66,10 +66,13 @@ class GeneratorUnavailable(RuntimeError):
 
 @dataclass
 class Request:
-    """One chat prompt; ``prefill`` starts the assistant turn and the model continues it."""
+    """One chat prompt; ``prefill`` starts the assistant turn and the model continues it. ``seed``: the request's own
+    seed (its samples are drawn from it whatever else is in the call); None: the sampling's seed plus the request's
+    index in the call."""
 
     messages: list[dict[str, str]]
     prefill: str = ""
+    seed: int | None = None
 
 
 @dataclass

@@ -37,6 +37,15 @@ class GeneratorConfig:
     generator_attn_implementation: str | None = field(
         default=None, metadata={"help": "Attention kernel of the transformers backend; None: the default."}
     )
+    generator_torch_threads: str = field(
+        default="auto",
+        metadata={
+            "resume_safe": True,
+            "help": "torch threads of the process (the transformers generator and an in-process scorer): auto (the "
+            "cores this process may use less those other processes keep busy at the start, logged; never more) or a "
+            "number.",
+        },
+    )
     generator_batch_size: int = field(
         default=16, metadata={"help": "Prompts per transformers generate() call (each with its n samples)."}
     )
@@ -113,6 +122,13 @@ class GeneratorConfig:
 
     def __post_init__(self):
         check_choices(self)
+        self.generator_torch_threads = str(self.generator_torch_threads).strip()  # a YAML number arrives as an int
+        if self.generator_torch_threads != "auto" and not (
+            self.generator_torch_threads.isdigit() and int(self.generator_torch_threads) >= 1
+        ):
+            raise ValueError(
+                f"generator_torch_threads must be auto or a number >= 1, got {self.generator_torch_threads!r}"
+            )
         if min(self.generator_batch_size, self.generator_max_concurrency) < 1 or self.generator_max_retries < 0:
             raise ValueError("generator_batch_size and generator_max_concurrency must be >= 1, max_retries >= 0")
         if self.generator_outage_consecutive < 0 or self.generator_outage_window < 1:

@@ -104,7 +104,9 @@ class EndpointGenerator(Generator):
             payload["repetition_penalty"] = sampling.repetition_penalty
         if sampling.top_k:  # idem; sent only when set, so plain OpenAI endpoints never see it
             payload["top_k"] = sampling.top_k
-        if sampling.seed is not None:  # one seed per request, so replies do not depend on the order of the calls
+        if request.seed is not None:  # the request's own seed, else one per request of the call
+            payload["seed"] = request.seed
+        elif sampling.seed is not None:  # so replies do not depend on the order of the calls
             payload["seed"] = sampling.seed + index
         if self.prefill_mode == "completions":
             payload["prompt"] = render_prompt(self.tokenizer, request)
@@ -150,6 +152,11 @@ class EndpointGenerator(Generator):
                 texts[i] = text
         usage = data.get("usage")
         total = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        if isinstance(prompt, int) and prompt >= 0:
+            with self._stats_lock:  # as the server counts them: once per request, whatever n
+                self.stats["prompt_tokens"] += prompt
+                self.stats["prompt_tokens_requested"] += prompt * sampling.n
         if isinstance(total, int) and total >= 0 and texts:
             counts = dict(zip(texts, _split_tokens(total, list(texts.values())), strict=True))
         else:  # no usage: words are the best count at hand

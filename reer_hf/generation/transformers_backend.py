@@ -1,25 +1,31 @@
-"""The ``transformers`` generator backend: local batched sampling with a transformers model."""
+"""The ``transformers`` generator backend: local batched sampling with a transformers model, through
+:func:`~reer_hf.generation.decoding.decode` (one prefill per distinct prompt, its samples decoded from it)."""
 
 from __future__ import annotations
 
-import torch
-
 from reer_hf.generation.base import Generator, render_prompt
 from reer_hf.generation.completion import FINISH_LENGTH, FINISH_STOP, Completion, Request, Sampling, cut_at_stop
+from reer_hf.generation.decoding import ENDED_EOS, ENDED_LENGTH, DecodeStats, SamplingRule, decode
+
+
+def sample_seed(base: int | None, sample: int) -> int | None:
+    """The seed of a request's ``sample``-th sample: a function of the request's seed and the index alone, so a
+    sample is the same whatever else shares its batch (None: unseeded)."""
+    return None if base is None else (base * 1_000_003 + sample) % (2**63)
 
 
 class TransformersGenerator(Generator):
-    """Local batched sampling with ``model.generate`` (left padding, ``n`` return sequences per prompt)."""
+    """Local sampling with a transformers model, ``batch_size`` requests (each with its ``n`` samples) per call of
+    the decoder. A request's seed is its own (``Request.seed``) or ``sampling.seed`` plus its index in the call."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 16, share_prompt: bool = True):
+    def __init__(self, model, tokenizer, batch_size: int = 16):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
-        self.share_prompt = share_prompt
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
         self.eos_ids = self._eos_ids()
+        self.max_positions = getattr(model.config, "max_position_embeddings", None)
+        self.decode_stats = DecodeStats()
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id
@@ -28,77 +34,63 @@ class TransformersGenerator(Generator):
             ids.add(self.tokenizer.eos_token_id)
         return ids
 
-    @torch.inference_mode()
     def _generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
         out: list[list[Completion]] = []
         for lo in range(0, len(requests), self.batch_size):
-            chunk = requests[lo : lo + self.batch_size]
-            if sampling.seed is not None:
-                torch.manual_seed(sampling.seed + lo)
-            out.extend(self._generate_chunk(chunk, sampling))
+            out.extend(self._generate_chunk(requests[lo : lo + self.batch_size], sampling, lo))
         return out
 
-    def _generate_chunk(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
-        prompts = [render_prompt(self.tokenizer, r) for r in requests]
-        side = self.tokenizer.padding_side
-        self.tokenizer.padding_side = "left"
-        try:
-            enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        finally:
-            self.tokenizer.padding_side = side
-        enc = enc.to(self.model.device)
-        sample = sampling.temperature > 0
-        kwargs = dict(
+    def _stopped(self, stop: list[str]):
+        """Whether a sample's text holds a stop string, looking only at its last tokens (enough for the longest)."""
+        window = 2 * max(len(s) for s in stop) + 8
+
+        def stopped(ids: list[int]) -> bool:
+            tail = self.tokenizer.decode(ids[-window:], skip_special_tokens=True)
+            return any(s in tail for s in stop)
+
+        return stopped
+
+    def _generate_chunk(self, requests: list[Request], sampling: Sampling, offset: int) -> list[list[Completion]]:
+        texts = [render_prompt(self.tokenizer, r) for r in requests]
+        distinct = list(dict.fromkeys(texts))
+        prompts = self.tokenizer(distinct, add_special_tokens=False)["input_ids"]
+        slot = {text: i for i, text in enumerate(distinct)}
+        samples, where, too_long = [], [], set()
+        for i, (request, text) in enumerate(zip(requests, texts, strict=True)):
+            if self.max_positions and len(prompts[slot[text]]) >= self.max_positions:
+                too_long.add(i)
+                continue
+            base = (
+                request.seed
+                if request.seed is not None
+                else None
+                if sampling.seed is None
+                else sampling.seed + offset + i
+            )
+            for j in range(sampling.n):
+                samples.append((slot[text], sample_seed(base, j)))
+                where.append(i)
+        rule = SamplingRule(
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            repetition_penalty=sampling.repetition_penalty,
             max_new_tokens=sampling.max_new_tokens,
-            do_sample=sample,
-            num_return_sequences=sampling.n,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=sorted(self.eos_ids) or None,
         )
-        if sample:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or 0)
-        if sampling.repetition_penalty != 1.0:
-            kwargs.update(repetition_penalty=sampling.repetition_penalty)
-        if sampling.stop:
-            kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
-        if sampling.n > 1 and self.share_prompt and enc["input_ids"].shape[1] > 1:
-            enc, kwargs["past_key_values"] = self._shared_prefill(enc, sampling.n)
-            kwargs["num_return_sequences"] = 1
-        generated = self.model.generate(**enc, **kwargs)[:, enc["input_ids"].shape[1] :].tolist()
-        pad = self.tokenizer.pad_token_id
-        results = []
-        for b in range(len(requests)):
-            completions = []
-            for ids in generated[b * sampling.n : (b + 1) * sampling.n]:
-                ended = next((t for t, tok in enumerate(ids) if tok in self.eos_ids), None)
-                ids = ids if ended is None else ids[:ended]
-                while ids and ids[-1] == pad and pad not in self.eos_ids:  # after a stop string
-                    ids = ids[:-1]
-                text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                text, stopped = cut_at_stop(text, sampling.stop)
-                finished = ended is not None or stopped or len(ids) < sampling.max_new_tokens
-                n_tokens = len(ids) + (ended is not None)
-                completions.append(Completion(text, n_tokens, FINISH_STOP if finished else FINISH_LENGTH))
-            results.append(completions)
+        stopped = self._stopped(list(sampling.stop)) if sampling.stop else None
+        before = self.decode_stats.prompt_tokens, self.decode_stats.requested_prompt_tokens
+        decoded = (
+            decode(self.model, prompts, samples, rule, self.eos_ids, stopped, self.decode_stats) if samples else []
+        )
+        with self._stats_lock:
+            self.stats["prompt_tokens"] += self.decode_stats.prompt_tokens - before[0]
+            self.stats["prompt_tokens_requested"] += self.decode_stats.requested_prompt_tokens - before[1]
+        results: list[list[Completion]] = [[] for _ in requests]
+        for i in too_long:
+            error = f"prompt longer than the generator's context ({self.max_positions} tokens)"
+            results[i] = [Completion.failed(error, "context") for _ in range(sampling.n)]
+        for i, (ids, ended) in zip(where, decoded, strict=True):
+            text, _ = cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), sampling.stop)
+            n_tokens = len(ids) + (ended == ENDED_EOS)
+            results[i].append(Completion(text, n_tokens, FINISH_LENGTH if ended == ENDED_LENGTH else FINISH_STOP))
         return results
-
-    def _shared_prefill(self, enc, n: int):
-        """Run each prompt once into a KV cache and give its ``n`` samples copies of it: ``num_return_sequences``
-        would prefill every prompt ``n`` times (the edit prompt holds the query, the answer and the whole thinking).
-        ``generate`` then only runs the prompts' last tokens; positions follow the left padding as it computes them.
-        """
-        from transformers import DynamicCache
-
-        ids, mask = enc["input_ids"], enc["attention_mask"]
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
-        self.model(
-            input_ids=ids[:, :-1],
-            attention_mask=mask[:, :-1],
-            position_ids=positions[:, :-1],
-            past_key_values=cache,
-            use_cache=True,
-        )
-        cache.batch_repeat_interleave(n)
-        expanded = {"input_ids": ids.repeat_interleave(n, 0), "attention_mask": mask.repeat_interleave(n, 0)}
-        return expanded, cache

@@ -45,7 +45,11 @@ class VLLMGenerator(Generator):
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
                 max_tokens=min(sampling.max_new_tokens, self.max_model_len - len(ids[i])),
-                seed=None if sampling.seed is None else sampling.seed + i,  # as the openai backend
+                seed=requests[i].seed
+                if requests[i].seed is not None
+                else None
+                if sampling.seed is None
+                else sampling.seed + i,
                 stop=list(sampling.stop) or None,
                 repetition_penalty=sampling.repetition_penalty,
                 **({"top_k": sampling.top_k} if sampling.top_k else {}),
@@ -53,6 +57,8 @@ class VLLMGenerator(Generator):
             for i in fits
         ]
         prompts = [{"prompt_token_ids": ids[i]} for i in fits]
+        self.stats["prompt_tokens"] += sum(len(ids[i]) for i in fits)  # vLLM prefills a request once for its n
+        self.stats["prompt_tokens_requested"] += sampling.n * sum(len(ids[i]) for i in fits)
         outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
         by_index = dict(zip(fits, outputs, strict=True))
         too_long = f"prompt longer than the generator's context ({self.max_model_len} tokens)"

@@ -25,6 +25,8 @@ from pathlib import Path
 from reer_hf.core.cache import atomic_write
 from reer_hf.core.data import load_pairs
 from reer_hf.core.formats import to_messages
+from reer_hf.core.models import resolve_device, resolve_dtype, resolve_model
+from reer_hf.core.threads import set_torch_threads
 from reer_hf.generation import GeneratorUnavailable, build_generator
 from reer_hf.generation.config import GeneratorConfig
 from reer_hf.generation.health import PieceFailures, check_generator
@@ -121,20 +123,27 @@ def _scorer_config(scorer_cfg: ScorerConfig, device: str | None) -> ScorerConfig
 
 
 def build_components(gen_cfg: GeneratorConfig, scorer_cfg: ScorerConfig, device: str | None = None):
-    """The generator and the scorer; one transformers model serves both roles when they name the same model."""
+    """The generator and the scorer; one transformers model serves both roles when they name the same model on the
+    same device in the same dtype, however each spells it (``auto`` that resolves to fp32 is ``fp32``)."""
     scorer_cfg = _scorer_config(scorer_cfg, device)
     if device and gen_cfg.generator_device == "auto":
         gen_cfg = dataclasses.replace(gen_cfg, generator_device=device)
+    if "transformers" in (gen_cfg.generator_backend, scorer_cfg.scorer_backend):
+        set_torch_threads(gen_cfg.generator_torch_threads)  # before any model loads, while the process is idle
     scorer = Scorer.from_config(scorer_cfg)
-    shared = None
-    same = (gen_cfg.generator_model, gen_cfg.generator_dtype, gen_cfg.generator_device) == (
-        scorer_cfg.scorer_model,
-        scorer_cfg.scorer_dtype,
-        scorer_cfg.scorer_device,
-    )
-    if gen_cfg.generator_backend == "transformers" and scorer_cfg.scorer_backend == "transformers" and same:
-        shared = (scorer.backend.model, scorer.tokenizer)
+    local = gen_cfg.generator_backend == scorer_cfg.scorer_backend == "transformers"
+    shared = (scorer.backend.model, scorer.tokenizer) if local and same_weights(gen_cfg, scorer_cfg) else None
     return build_generator(gen_cfg, shared=shared), scorer
+
+
+def same_weights(gen_cfg: GeneratorConfig, scorer_cfg: ScorerConfig) -> bool:
+    """Whether generator and scorer would load the same weights: the same model, device and resolved dtype."""
+    gen_device, scorer_device = resolve_device(gen_cfg.generator_device), resolve_device(scorer_cfg.scorer_device)
+    return (
+        resolve_model(gen_cfg.generator_model) == resolve_model(scorer_cfg.scorer_model)
+        and gen_device == scorer_device
+        and resolve_dtype(gen_cfg.generator_dtype, gen_device) == resolve_dtype(scorer_cfg.scorer_dtype, scorer_device)
+    )
 
 
 def synthesize(
@@ -353,7 +362,7 @@ def _search_piece(
 def _run_stats(searcher: Searcher) -> Counter:
     """The searcher's counters and the generator backend's (requests, errors, retries), the latter prefixed."""
     stats = Counter(searcher.stats)
-    for key in ("requests", "completions", "errors", "retries"):
+    for key in ("requests", "completions", "errors", "retries", "prompt_tokens", "prompt_tokens_requested"):
         stats[f"generator_{key}"] = searcher.generator.stats.get(key, 0)
     return stats
 

@@ -117,8 +117,7 @@ class Searcher:
         ]
         for item, dup in zip(items, duplicates, strict=True):
             self._validate(item, dup)
-        base_seed = self.config.search_seed * 1_000_003 + (offset + indices[0] if indices else 0)
-        self._initial(items, base_seed)
+        self._initial(items)
         for step in range(self.config.search_max_step):
             active = [it for it in items if it.active and step < len(it.segments)]
             for it in items:
@@ -128,7 +127,7 @@ class Searcher:
                 break
             if self.on_step:
                 self.on_step(step, len(active))
-            self._refine_step(active, step, base_seed + 7919 * (step + 1))
+            self._refine_step(active, step)
         for it in items:
             if it.active:
                 it.stop_reason = "max_step"
@@ -173,7 +172,13 @@ class Searcher:
             cfg.search_initial_prompt, it.lang, query=it.query, answer=it.answer, reflection=cfg.search_reflection
         )
 
-    def _initial(self, items: list[SearchItem], seed: int) -> None:
+    def _seed(self, item: SearchItem, phase: int) -> int:
+        """The generator seed of a row's request in a phase (0: the initial trajectory, s + 1: step s): a function of
+        the seed option, the row and the phase alone, so a row's samples do not depend on how rows are batched,
+        sharded or resumed."""
+        return ((self.config.search_seed * 1_000_003 + item.index) * 1009 + phase) % (2**62)
+
+    def _initial(self, items: list[SearchItem]) -> None:
         todo = [it for it in items if it.status == STATUS_OK]
         if not todo:
             return
@@ -181,7 +186,7 @@ class Searcher:
         # a server without pre-fill never sees the opener, so it is not part of the trajectory either
         openers = [self._opener(it) if self.generator.sees_prefill else "" for it in todo]
         requests = [
-            Request(messages=self._messages(self._initial_prompt(it)), prefill=f"{THINK_OPEN}\n{opener}")
+            Request(self._messages(self._initial_prompt(it)), f"{THINK_OPEN}\n{opener}", seed=self._seed(it, 0))
             for it, opener in zip(todo, openers, strict=True)
         ]
         sampling = Sampling(
@@ -189,7 +194,6 @@ class Searcher:
             temperature=cfg.search_temperature,
             top_p=cfg.search_top_p,
             max_new_tokens=cfg.search_max_new_tokens,
-            seed=seed,
             stop=[THINK_CLOSE],
             repetition_penalty=cfg.search_repetition_penalty,
         )
@@ -228,7 +232,7 @@ class Searcher:
             if it.score < cfg.search_stop_thresh:
                 it.stop_reason = "threshold"
 
-    def _refine_step(self, active: list[SearchItem], step: int, seed: int) -> None:
+    def _refine_step(self, active: list[SearchItem], step: int) -> None:
         cfg = self.config
         requests, prefills = [], []
         for it in active:
@@ -253,13 +257,12 @@ class Searcher:
                     after=after.strip(),
                     reflection=cfg.search_reflection,
                 )
-            requests.append(Request(messages=self._messages(prompt), prefill=prefill))
+            requests.append(Request(self._messages(prompt), prefill, seed=self._seed(it, step + 1)))
         sampling = Sampling(
             n=cfg.search_num_expansion,
             temperature=cfg.search_temperature,
             top_p=cfg.search_top_p,
             max_new_tokens=cfg.edit_max_new_tokens,
-            seed=seed,
             # refine format: one paragraph, so a small model that runs on past it is cut at the blank line
             stop=[REFINE_CLOSE, SEPARATOR] if cfg.search_edit_format == "refine" else [REFINE_CLOSE],
             repetition_penalty=cfg.search_repetition_penalty,

@@ -143,21 +143,19 @@ def test_openai_reasoning_content_is_put_back_as_thinking():
     assert out[0][0].text == "<think>\nA plan.\n</think>\n\nThe answer."
 
 
-def test_transformers_prefill_is_in_the_prompt(tiny_generator, requests_5, monkeypatch):
+def test_transformers_prefill_is_in_the_prompt(tiny_generator, requests_5):
     tok = tiny_generator.tokenizer
     rendered = render_prompt(tok, requests_5[0])
     assert rendered.endswith("<|im_start|>assistant\n" + PREFILL)
     seen = []
-    generate = tiny_generator.model.generate
-
-    def spy(**kwargs):
-        seen.append(kwargs["input_ids"])
-        return generate(**kwargs)
-
-    monkeypatch.setattr(tiny_generator.model, "generate", spy)
-    tiny_generator.generate(requests_5[:2], GREEDY)
-    for row, request in zip(seen[0], requests_5[:2], strict=True):
-        assert tok.decode(row, skip_special_tokens=False).endswith(render_prompt(tok, request))
+    model = tiny_generator.model
+    hook = model.register_forward_pre_hook(lambda m, args, kw: seen.append(kw["input_ids"]), with_kwargs=True)
+    try:
+        tiny_generator.generate(requests_5[:2], GREEDY)
+    finally:
+        hook.remove()
+    for prefill, request in zip(seen[:2], requests_5[:2], strict=True):  # one unpadded prefill per prompt
+        assert tok.decode(prefill[0], skip_special_tokens=False) == render_prompt(tok, request)
     plain = [Request(r.messages) for r in requests_5[:2]]
     assert texts(tiny_generator.generate(plain, GREEDY)) != texts(tiny_generator.generate(requests_5[:2], GREEDY))
 
@@ -492,22 +490,84 @@ def test_vllm_generator(demo_model_dir):
     assert all("\n\n" not in cs[0].text for cs in first)
 
 
-def test_transformers_shared_prompt_prefill_is_exact_and_runs_each_prompt_once(tiny_tokenizer, requests_5):
-    """n samples of a prompt share one prefill (a KV cache copied n times) and sample exactly what n copies would."""
-    model = build_tiny_model("llama", len(tiny_tokenizer))
-    shared = TransformersGenerator(model, tiny_tokenizer, share_prompt=True)
-    copies = TransformersGenerator(model, tiny_tokenizer, share_prompt=False)
-    sampling = Sampling(n=3, max_new_tokens=12, seed=5)
-    assert texts(shared.generate(requests_5, sampling)) == texts(copies.generate(requests_5, sampling))
-    greedy_one = copies.generate(requests_5, Sampling(n=1, temperature=0.0, max_new_tokens=12))
-    greedy_two = shared.generate(requests_5, Sampling(n=2, temperature=0.0, max_new_tokens=12))
-    assert texts(greedy_two) == [t * 2 for t in texts(greedy_one)]
+def test_transformers_greedy_equals_generate_of_each_prompt_alone(tiny_tokenizer, requests_5):
+    """The decoder against transformers' own ``generate``, one prompt at a time: prompts of different lengths in one
+    batch (left padding), two samples of each from one prefill, rows leaving the batch at a stop string, and the
+    repetition penalty over prompt and output."""
+    model = build_tiny_model("llama", len(tiny_tokenizer)).eval()
+    generator = TransformersGenerator(model, tiny_tokenizer)
+    sampling = Sampling(n=2, temperature=0.0, max_new_tokens=16, repetition_penalty=1.3)
+    out = generator.generate(requests_5, sampling)
+    for request, completions in zip(requests_5, out, strict=True):
+        ids = tiny_tokenizer(render_prompt(tiny_tokenizer, request), add_special_tokens=False, return_tensors="pt")
+        reference = model.generate(
+            **ids, max_new_tokens=16, do_sample=False, repetition_penalty=1.3, pad_token_id=tiny_tokenizer.pad_token_id
+        )[0, ids["input_ids"].shape[1] :]
+        expected = tiny_tokenizer.decode(reference, skip_special_tokens=True)
+        assert [c.text for c in completions] == [expected, expected]
+    # a stop string ends some rows early: the others go on as they would alone
+    stop = re.search(r"[A-Za-z]{3,}", out[0][0].text).group()
+    cut = Sampling(n=1, temperature=0.0, max_new_tokens=16, repetition_penalty=1.3, stop=[stop])
+    together = generator.generate(requests_5, cut)
+    assert texts(together) == [
+        generator.generate([r], cut)[0] and texts(generator.generate([r], cut))[0] for r in requests_5
+    ]
+    assert any(c.n_tokens < 16 for cs in together for c in cs) and any(c.n_tokens == 16 for cs in together for c in cs)
 
+
+def test_transformers_prefills_each_distinct_prompt_once(tiny_tokenizer, requests_5):
+    model = build_tiny_model("llama", len(tiny_tokenizer)).eval()
+    generator = TransformersGenerator(model, tiny_tokenizer)
+    generator.eos_ids = set()  # no sample ends early: every one is in the decode batch
+    requests = [requests_5[0], requests_5[1], Request(requests_5[0].messages, requests_5[0].prefill)]  # one repeated
     seen = []
-    hook = model.register_forward_pre_hook(lambda m, args, kw: seen.append(kw["input_ids"].shape), with_kwargs=True)
+    hook = model.register_forward_pre_hook(
+        lambda m, args, kw: seen.append(tuple(kw["input_ids"].shape)), with_kwargs=True
+    )
     try:
-        shared.generate(requests_5[:2], Sampling(n=4, max_new_tokens=1, seed=0))
+        generator.generate(requests, Sampling(n=4, max_new_tokens=3, seed=0))
     finally:
         hook.remove()
-    width = seen[0][1] + 1  # the prefill runs every prompt but its last token, once
-    assert seen[0][0] == 2 and seen[1] == (8, 1) and width > 10
+    lengths = [
+        len(tiny_tokenizer(render_prompt(tiny_tokenizer, r), add_special_tokens=False)["input_ids"]) for r in requests
+    ]
+    assert seen[:2] == [(1, lengths[0]), (1, lengths[1])]  # two distinct prompts, each run once
+    assert seen[2] == (12, 1)  # then 3 requests x 4 samples decode together
+    assert generator.stats["prompt_tokens"] == lengths[0] + lengths[1]
+    assert generator.stats["prompt_tokens_requested"] == 4 * sum(lengths)
+
+
+def test_transformers_samples_follow_their_request_seed_whatever_the_batch(tiny_generator, requests_5):
+    """A request's samples come from its own seed and their index: the same alone, in another batch, in another
+    position; another seed draws others."""
+    seeded = [Request(r.messages, r.prefill, seed=100 + i) for i, r in enumerate(requests_5)]
+    sampling = Sampling(n=2, temperature=1.0, top_p=0.9, max_new_tokens=8, seed=7)
+    together = texts(tiny_generator.generate(seeded, sampling))
+    alone = [texts(tiny_generator.generate([r], sampling))[0] for r in seeded]
+    reversed_order = texts(tiny_generator.generate(seeded[::-1], sampling))[::-1]
+    assert together == alone == reversed_order
+    assert all(a != b for a, b in together)  # the two samples of a request differ
+    reseeded = [Request(r.messages, r.prefill, seed=200 + i) for i, r in enumerate(requests_5)]
+    assert texts(tiny_generator.generate(reseeded, sampling)) != together
+
+
+def test_the_nucleus_is_the_one_transformers_keeps():
+    """Every draw lies in the set transformers' TopPLogitsWarper keeps, and draws cover it."""
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    from reer_hf.generation.decoding import NUCLEUS_CANDIDATES, SamplingRule, choose
+
+    torch.manual_seed(0)
+    peaked = torch.full((1, 5000), -30.0)
+    peaked[0, :6] = torch.tensor([3.0, 2.5, 2.0, 1.0, 0.5, 0.0])
+    flat = torch.randn(1, 5000) * 0.1  # a nucleus far wider than NUCLEUS_CANDIDATES: the full sort
+    for logits in (peaked, flat):
+        kept = set(torch.isfinite(TopPLogitsWarper(0.85)(None, logits.clone()))[0].nonzero().flatten().tolist())
+        rule = SamplingRule(temperature=1.0, top_p=0.85)
+        g = torch.Generator().manual_seed(1)
+        draws = {choose(logits, rule, [g])[0] for _ in range(400)}
+        assert draws <= kept
+        if len(kept) < 10:
+            assert draws == kept
+        else:
+            assert len(kept) > NUCLEUS_CANDIDATES and len(draws) > 100
