@@ -571,3 +571,26 @@ def test_the_nucleus_is_the_one_transformers_keeps():
             assert draws == kept
         else:
             assert len(kept) > NUCLEUS_CANDIDATES and len(draws) > 100
+
+
+def test_generator_and_scorer_share_weights_whenever_the_resolved_dtype_agrees():
+    from reer_hf.core.models import resolve_dtype
+    from reer_hf.scoring.config import ScorerConfig
+    from reer_hf.synthesis.runner import same_weights
+
+    spelled = {torch.bfloat16: "bf16", torch.float32: "fp32", torch.float16: "fp16"}[resolve_dtype("auto", "cpu")]
+    cpu = dict(generator_device="cpu")
+    assert same_weights(
+        GeneratorConfig(generator_dtype="auto", **cpu), ScorerConfig(scorer_dtype=spelled, scorer_device="cpu")
+    )
+    assert same_weights(
+        GeneratorConfig(generator_dtype="fp32", **cpu), ScorerConfig(scorer_dtype="float32", scorer_device="cpu")
+    )
+    other = "fp32" if spelled != "fp32" else "bf16"
+    assert not same_weights(
+        GeneratorConfig(generator_dtype="auto", **cpu), ScorerConfig(scorer_dtype=other, scorer_device="cpu")
+    )
+    assert not same_weights(
+        GeneratorConfig(generator_model="some/other-model", generator_dtype="fp32", **cpu),
+        ScorerConfig(scorer_dtype="fp32", scorer_device="cpu"),
+    )

@@ -1,0 +1,78 @@
+"""Torch threads chosen for the machine: never more than the cores this process may use and others leave free."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from reer_hf.core import threads
+from reer_hf.core.threads import busy_cores, choose_threads, set_torch_threads, usable_cores
+
+needs_affinity = pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs Linux CPU affinity")
+
+
+def test_a_number_is_taken_as_is_and_nonsense_refused():
+    assert choose_threads("3") == (3, "set by the option")
+    with pytest.raises(ValueError, match="auto or >= 1"):
+        choose_threads(0)
+
+
+@needs_affinity
+def test_usable_cores_follow_the_affinity():
+    cpu = min(os.sched_getaffinity(0))
+    code = (
+        f"import os; os.sched_setaffinity(0, {{{cpu}}}); "
+        "from reer_hf.core.threads import usable_cores; print(usable_cores())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))
+
+
+@needs_affinity
+def test_a_core_another_process_keeps_busy_is_not_used(monkeypatch):
+    cpu = max(os.sched_getaffinity(0))
+    spin = (
+        f"import os, time; os.sched_setaffinity(0, {{{cpu}}}); end = time.time() + 20\nwhile time.time() < end: pass"
+    )
+    child = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        time.sleep(0.5)  # the child is spinning on its core
+        assert busy_cores(0.5) >= 1
+        monkeypatch.setattr(threads, "busy_cores", lambda: 1)
+        monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+        monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+        assert choose_threads("auto") == (1, "2 usable cores, 1 busy with other processes")
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_auto_never_goes_over_torch_or_under_one(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 16)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert choose_threads("auto")[0] == 4
+    monkeypatch.setattr(threads, "busy_cores", lambda: 20)
+    assert choose_threads("auto")[0] == 1
+
+
+def test_the_choice_is_set_and_logged_once(monkeypatch, caplog):
+    monkeypatch.setattr(threads, "_applied", {})
+    previous = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.INFO, logger="reer_hf.core.threads"):
+            assert set_torch_threads("1") == 1
+            assert set_torch_threads("1") == 1
+        assert torch.get_num_threads() == 1
+        assert [r.getMessage() for r in caplog.records] == [
+            "torch threads: 1 (set by the option; generator_torch_threads=1)"
+        ]
+    finally:
+        torch.set_num_threads(previous)
