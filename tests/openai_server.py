@@ -1,8 +1,9 @@
-"""A real OpenAI-compatible HTTP server on loopback whose replies a test scripts, for the ``openai`` generator backend.
+"""A real OpenAI-compatible HTTP server on loopback whose replies a test scripts, for the ``openai`` generator and
+scorer backends.
 
     from openai_server import OpenAIServer, ServerReply, scripted
 
-    def handler(kind: str, payload: dict):  # kind: "chat" or "completions"; payload: the request's JSON body
+    def handler(kind: str, payload: dict):  # kind: "chat", "completions", "tokenize", "detokenize"; payload: its JSON
         return ["first choice", "second choice"]  # choice texts: HTTP 200, finish_reason "stop", word-count usage
 
     with OpenAIServer(handler) as server:  # port 0 on 127.0.0.1, served by threads in the background
@@ -17,8 +18,16 @@ or no usage (``ServerReply(body=completion_body("chat", ["x"], finish_reason="le
 (``ServerReply(texts=["x"], delay=0.2)``) or a connection dropped without a reply (``close_connection=True``).
 ``scripted(reply, reply, ...)`` is a handler that gives its replies in order, one per request. A handler that raises
 gives HTTP 500 with the exception as the body; without a handler the server answers ``n`` choices ``"reply 0"``,
-``"reply 1"``, ... Endpoints: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``. With a proxy
-in the environment, set ``NO_PROXY=127.0.0.1`` (test_generation.py does), so ``requests`` calls the server directly.
+``"reply 1"``, ... and 404 on ``/tokenize`` and ``/detokenize``. Endpoints: ``POST /v1/chat/completions``,
+``POST /v1/completions``, ``POST /tokenize``, ``POST /detokenize`` (at the root, as vLLM serves them),
+``GET /v1/models``. With a proxy in the environment, set ``NO_PROXY=127.0.0.1`` (test_generation.py does), so
+``requests`` calls the server directly.
+
+The scorer's server: ``OpenAIServer(logprobs_model=(model, tokenizer))`` answers as ``vllm serve`` does, from a real
+model: a ``/v1/completions`` request with ``prompt_logprobs`` gets the log-prob of every prompt token from a forward
+pass of ``model`` (fp32) on the sent ids, in vLLM's format; ``/tokenize`` and ``/detokenize`` use ``tokenizer``;
+other requests go to ``handler``. ``logprobs_handler(model, tokenizer)`` is that handler alone, for a test to wrap
+(a 503 on completions, a reply cut short, a slow reply).
 """
 
 from __future__ import annotations
@@ -32,7 +41,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-KINDS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
+KINDS = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/tokenize": "tokenize",
+    "/detokenize": "detokenize",
+}
+NOT_FOUND = {"detail": "Not Found"}  # what vLLM's FastAPI server answers on a route it lacks
 
 
 @dataclass
@@ -53,7 +68,7 @@ class ServerReply:
 class Call:
     """One received request."""
 
-    kind: str  # "chat" or "completions"
+    kind: str  # "chat", "completions", "tokenize" or "detokenize"
     payload: dict
     headers: dict[str, str]
 
@@ -101,14 +116,68 @@ def scripted(*replies: Reply) -> Handler:
 
 
 def _default_handler(kind: str, payload: dict) -> Reply:
+    if kind in ("tokenize", "detokenize"):
+        return ServerReply(404, NOT_FOUND)
     return [f"reply {i}" for i in range(payload.get("n", 1))]
+
+
+def prompt_logprobs(model, tokenizer, ids: list[int]) -> list[dict | None]:
+    """vLLM's ``prompt_logprobs`` with ``prompt_logprobs=0`` for ``ids``: None for the first token, then per token a
+    dict keyed by the token id as a string, holding the token itself and, where another token ranks first, that one
+    too (put first, so a client must pick the sent id, not the first entry). fp32, one forward pass."""
+    import torch
+
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), dim=-1)
+    entries: list[dict | None] = [None]
+    for t in range(1, len(ids)):
+        row, token = logprobs[t - 1], ids[t]
+        entry = {}
+        top = int(row.argmax())
+        if top != token:
+            entry[str(top)] = {"logprob": float(row[top]), "rank": 1, "decoded_token": tokenizer.decode([top])}
+        rank = int((row > row[token]).sum()) + 1
+        entry[str(token)] = {"logprob": float(row[token]), "rank": rank, "decoded_token": tokenizer.decode([token])}
+        entries.append(entry)
+    return entries
+
+
+def logprobs_handler(model, tokenizer, fallback: Handler | None = None, max_model_len: int | None = None) -> Handler:
+    """A handler that answers as ``vllm serve`` does for the scorer: completions with ``prompt_logprobs`` from a real
+    forward pass of ``model`` (token ids or text, tokenized with ``add_special_tokens``), ``/tokenize`` (with
+    ``max_model_len``, by default the model's ``max_position_embeddings``) and ``/detokenize`` with ``tokenizer``;
+    any other request goes to ``fallback`` (by default the server's default replies)."""
+    fallback = fallback or _default_handler
+    context = max_model_len or model.config.max_position_embeddings
+
+    def encode(payload: dict) -> list[int]:
+        return tokenizer(payload["prompt"], add_special_tokens=payload.get("add_special_tokens", True))["input_ids"]
+
+    def handler(kind: str, payload: dict) -> Reply:
+        if kind == "tokenize":
+            ids = encode(payload)
+            return ServerReply(body={"count": len(ids), "max_model_len": context, "tokens": ids, "token_strs": None})
+        if kind == "detokenize":
+            return ServerReply(body={"prompt": tokenizer.decode(payload["tokens"])})
+        if kind != "completions" or payload.get("prompt_logprobs") is None:
+            return fallback(kind, payload)
+        ids = payload["prompt"] if isinstance(payload["prompt"], list) else encode(payload)
+        entries = prompt_logprobs(model, tokenizer, ids)
+        body = completion_body(kind, ["x"], payload.get("model", "test-model"), finish_reason="length")
+        body["choices"][0].update(logprobs=None, prompt_logprobs=entries)
+        body["usage"] = {"prompt_tokens": len(ids), "completion_tokens": 1, "total_tokens": len(ids) + 1}
+        return ServerReply(body=body)
+
+    return handler
 
 
 class OpenAIServer:
     """The server; use it as a context manager (or ``start()``/``stop()``)."""
 
-    def __init__(self, handler: Handler | None = None, model: str = "test-model"):
+    def __init__(self, handler: Handler | None = None, model: str = "test-model", logprobs_model: tuple | None = None):
         self.handler = handler or _default_handler
+        if logprobs_model is not None:  # (model, tokenizer): prompt log-probs and tokenization as vllm serve
+            self.handler = logprobs_handler(*logprobs_model, fallback=self.handler)
         self.model = model
         self.calls: list[Call] = []
         self.max_in_flight = 0

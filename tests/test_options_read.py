@@ -49,7 +49,9 @@ def dynamic_reads() -> list[tuple[str, str, set[str]]]:
     from reer_hf.evaluation.benchmarks import BENCHMARKS
     from reer_hf.evaluation.judgement import JudgeSampling
 
-    endpoint = {f"{prefix}_{f.name}" for prefix in ("generator", "judge") for f in dataclasses.fields(Endpoint)}
+    endpoint = {
+        f"{prefix}_{f.name}" for prefix in ("generator", "judge", "scorer") for f in dataclasses.fields(Endpoint)
+    }
     sampling = {f"eval_{key}" for b in BENCHMARKS.values() for key in dataclasses.asdict(b.sampling)}
     judge = {f"judge_{f.name}" for f in dataclasses.fields(JudgeSampling)}
     return [

@@ -1,9 +1,10 @@
 """One OpenAI-compatible endpoint type (a ``vllm serve``, SGLang, a hosted API) and the HTTP client behind it.
 
-The generator's ``openai`` backend and the evaluation judge both call a model this way; each builds an
-:class:`Endpoint` from its own options (``generator_*``, ``judge_*``), so retries, backoff, concurrency and the API key
-behave the same for both; the retries follow the project's one policy (:mod:`reer_hf.core.retry`). A call that fails
-raises :class:`EndpointError` whose ``kind`` says why, so callers branch on data, never on the wording of a message.
+The generator's ``openai`` backend, the evaluation judge and the scorer's ``openai`` backend call a model this way;
+each builds an :class:`Endpoint` from its own options (``generator_*``, ``judge_*``, ``scorer_*``), so retries,
+backoff, concurrency and the API key behave the same for all; the retries follow the project's one policy
+(:mod:`reer_hf.core.retry`). A call that fails raises :class:`EndpointError` whose ``kind`` says why, so callers branch
+on data, never on the wording of a message.
 """
 
 from __future__ import annotations

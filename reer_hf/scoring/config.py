@@ -26,10 +26,17 @@ class ScorerConfig:
 
     scorer_model: str = field(
         default=DEMO_MODEL,
-        metadata={"help": f"Scorer model: a Hub id, a local path or {DEMO_MODEL!r}. The paper uses Qwen3-8B-Base."},
+        metadata={
+            "help": f"Scorer model: a Hub id, a local path or {DEMO_MODEL!r}. The paper uses Qwen3-8B-Base. openai: "
+            "the served model's name, also loaded here for its tokenizer (the scored span is cut locally)."
+        },
     )
-    scorer_backend: Literal["transformers", "vllm"] = field(
-        default="transformers", metadata={"help": "transformers (default) or vllm (prompt log-probs; GPU, optional)."}
+    scorer_backend: Literal["transformers", "vllm", "openai"] = field(
+        default="transformers",
+        metadata={
+            "help": "transformers (default), vllm (offline engine; GPU, optional) or openai (a vLLM server's "
+            "/completions with prompt_logprobs, as the official code scores; token ids are sent)."
+        },
     )
     scorer_dtype: Literal["auto", "bf16", "bfloat16", "fp16", "float16", "half", "fp32", "float32", "float"] = field(
         default="auto",
@@ -48,7 +55,10 @@ class ScorerConfig:
     )
     scorer_max_length: int | None = field(
         default=32768,
-        metadata={"help": "Context length; longer sequences get scorer_too_long_score. None: the model's own."},
+        metadata={
+            "help": "Context length; longer sequences get scorer_too_long_score. None: the model's own (openai: set "
+            "it below the server's max_model_len)."
+        },
     )
     scorer_too_long_score: float = field(default=1000.0, metadata={"help": "Score of a sequence over max length."})
     scorer_token_budget: int = field(
@@ -157,6 +167,28 @@ class ScorerConfig:
             "help": "Extra vllm.LLM(...) arguments for the vllm backend (gpu_memory_utilization).",
         },
     )
+    scorer_base_url: str = field(
+        default="http://localhost:8001/v1",
+        metadata={"resume_safe": True, "help": "OpenAI-compatible endpoint of the openai backend (vllm serve)."},
+    )
+    scorer_api_key_env: str | None = field(
+        default="OPENAI_API_KEY",
+        metadata={"resume_safe": True, "help": "Environment variable holding the API key (openai); None: no key."},
+    )
+    scorer_timeout: float = field(
+        default=900.0, metadata={"resume_safe": True, "help": "Seconds per scoring request (openai)."}
+    )
+    scorer_max_retries: int = field(
+        default=5,
+        metadata={
+            "resume_safe": True,
+            "help": "Retries of a scoring request without a usable reply (openai: network errors, HTTP "
+            "408/429/502/503/504, a body that is not JSON); then it raises ScorerUnavailable, never a score.",
+        },
+    )
+    scorer_max_concurrency: int = field(
+        default=32, metadata={"resume_safe": True, "help": "Scoring requests in flight at once (openai)."}
+    )
 
     def __post_init__(self):
         check_choices(self)
@@ -172,6 +204,8 @@ class ScorerConfig:
             raise ValueError("scorer_carry_prefixes must be >= 0")
         if self.scorer_max_length is not None and self.scorer_max_length < 1:
             raise ValueError("scorer_max_length must be positive or None")
+        if self.scorer_timeout <= 0 or self.scorer_max_retries < 0 or self.scorer_max_concurrency < 1:
+            raise ValueError("scorer_timeout must be > 0, scorer_max_retries >= 0 and scorer_max_concurrency >= 1")
 
 
 @dataclass

@@ -6,7 +6,8 @@ and teacher-forced. The tokens of ``y`` after its first segment are scored: each
 ``[-2, 0]`` and the score is ``-mean(clipped)`` (lower is better). Too-long sequences score 1000.0.
 
 This module builds the scored sequences and reduces their log-probs; a backend computes those log-probs:
-:class:`~reer_hf.scoring.engine.TransformersLogprobs` (default) or :class:`~reer_hf.scoring.vllm_backend.VLLMLogprobs`.
+:class:`~reer_hf.scoring.engine.TransformersLogprobs` (default), :class:`~reer_hf.scoring.vllm_backend.VLLMLogprobs` or
+:class:`~reer_hf.scoring.openai_backend.OpenAILogprobs` (a vLLM server, sent the token ids built here).
 
 Why it is built this way (the scorer is the search's hot path, up to 21 scorings per item):
 - The scored tokens are found with the tokenizer's offsets inside the tokenization of the *whole* sequence, never by
@@ -36,6 +37,7 @@ from reer_hf.core.segment import segment_bounds
 from reer_hf.core.text import THINK_OPEN, detect_language
 from reer_hf.scoring.config import ScorerConfig
 from reer_hf.scoring.engine import TransformersLogprobs
+from reer_hf.scoring.openai_backend import OpenAILogprobs
 from reer_hf.scoring.vllm_backend import VLLMLogprobs
 
 STATUS_OK = "ok"
@@ -120,6 +122,9 @@ class Scorer:
                 resolve_model(config.scorer_model), config, config.scorer_dtype, config.scorer_max_length
             )
             return cls(tokenizer, config, backend=backend)
+        if config.scorer_backend == "openai":  # the served model; its tokenizer cuts the scored span here
+            tokenizer = load_tokenizer(config.scorer_model)
+            return cls(tokenizer, config, backend=OpenAILogprobs(config, tokenizer))
         model, tokenizer = load_causal_lm(
             config.scorer_model,
             dtype=config.scorer_dtype,

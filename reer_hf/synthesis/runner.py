@@ -31,6 +31,7 @@ from reer_hf.generation import GeneratorUnavailable, build_generator
 from reer_hf.generation.config import GeneratorConfig
 from reer_hf.generation.health import PieceFailures, check_generator
 from reer_hf.scoring.config import ScorerConfig
+from reer_hf.scoring.openai_backend import ScorerUnavailable
 from reer_hf.scoring.scorer import Scorer
 from reer_hf.synthesis import noise_floor
 from reer_hf.synthesis.config import FilterConfig, SearchConfig, SynthesisScriptArguments
@@ -321,9 +322,9 @@ def _measure_floor(
 
 def _search_piece(
     ds, piece: Piece, searcher: Searcher, features, pieces_dir: Path, batch_size: int, run_print: str
-) -> GeneratorUnavailable | None:
-    """Search one piece and write it with its stats; a piece whose generator requests failed in transport is not
-    written but recorded, and its error returned (the run goes on; a later run redoes the piece)."""
+) -> GeneratorUnavailable | ScorerUnavailable | None:
+    """Search one piece and write it with its stats; a piece whose generator or served scorer requests failed in
+    transport is not written but recorded, and its error returned (the run goes on; a later run redoes the piece)."""
     from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
     before = _run_stats(searcher)
@@ -343,7 +344,7 @@ def _search_piece(
             # Named, so datasets never pickles the searcher (and the models it holds) to fingerprint the map.
             new_fingerprint=map_fingerprint(run_print, piece.name),
         )
-    except GeneratorUnavailable as err:
+    except (GeneratorUnavailable, ScorerUnavailable) as err:
         retries = _run_stats(searcher)["generator_retries"] - before["generator_retries"]
         record_failure(pieces_dir, piece.name, str(err), time.perf_counter() - start, retries)
         return err
@@ -362,7 +363,15 @@ def _search_piece(
 def _run_stats(searcher: Searcher) -> Counter:
     """The searcher's counters and the generator backend's (requests, errors, retries), the latter prefixed."""
     stats = Counter(searcher.stats)
-    for key in ("requests", "completions", "errors", "retries", "prompt_tokens", "prompt_tokens_requested"):
+    for key in (
+        "requests",
+        "completions",
+        "errors",
+        "retries",
+        "prompt_tokens",
+        "prompt_tokens_requested",
+        "prompt_tokens_carried",
+    ):
         stats[f"generator_{key}"] = searcher.generator.stats.get(key, 0)
     return stats
 

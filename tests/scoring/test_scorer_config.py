@@ -12,7 +12,7 @@ from reer_hf.scoring.scorer import Scorer
 
 
 def test_an_unknown_backend_names_the_allowed_values():
-    with pytest.raises(ValueError, match=r"scorer_backend must be one of transformers, vllm; got 'bogus'"):
+    with pytest.raises(ValueError, match=r"scorer_backend must be one of transformers, vllm, openai; got 'bogus'"):
         ScorerConfig(scorer_backend="bogus")
     with pytest.raises(ValueError, match=r"scorer_dtype must be one of auto, bf16, .*fp32"):
         ScorerConfig(scorer_dtype="int8")
@@ -34,6 +34,11 @@ def test_resume_safe_options():
         "scorer_attn_implementation",
         "scorer_logits_chunk",
         "scorer_vllm_kwargs",
+        "scorer_base_url",
+        "scorer_api_key_env",
+        "scorer_timeout",
+        "scorer_max_retries",
+        "scorer_max_concurrency",
     }
 
 
@@ -46,3 +51,11 @@ def test_unset_reflection_renders_the_reflection_prompt(tiny_tokenizer):
 
     assert ScorerConfig().scorer_reflection is None
     assert context(None) == context(True) != context(False)
+
+
+def test_the_openai_options_are_checked_when_set():
+    for bad in ({"scorer_timeout": 0.0}, {"scorer_max_retries": -1}, {"scorer_max_concurrency": 0}):
+        with pytest.raises(ValueError, match="scorer_timeout must be > 0, scorer_max_retries >= 0"):
+            ScorerConfig(**bad)
+    config = ScorerConfig(scorer_backend="openai")
+    assert (config.scorer_base_url, config.scorer_api_key_env) == ("http://localhost:8001/v1", "OPENAI_API_KEY")

@@ -310,3 +310,50 @@ def test_outage_thresholds(tmp_path):
     PieceFailures(GeneratorConfig(), "x", tmp_path).raise_if_any()  # nothing failed: nothing raised
     with pytest.raises(ValueError, match="generator_outage_share"):
         GeneratorConfig(generator_outage_share=0.0)
+
+
+@pytest.mark.slow
+def test_a_served_scorer_that_fails_fails_its_piece_and_a_restart_writes_the_same_data(
+    tmp_path, pairs_file, tiny_llama_dir
+):
+    """The scorer served as the official code serves it (prompt log-probs from a real model behind loopback): scorer
+    requests lost in transport fail their piece like the generator's, never a row, and a restart redoes the piece."""
+    from openai_server import logprobs_handler
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype="float32").eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    served = logprobs_handler(model, tokenizer, fallback=Writer())
+    scored = {"count": 0, "fail": range(0)}
+
+    def handler(kind: str, payload: dict):
+        if "prompt_logprobs" in payload:
+            scored["count"] += 1
+            if scored["count"] in scored["fail"]:
+                return FAULTS["503"]
+        return served(kind, payload)
+
+    def run(out: Path, server: OpenAIServer):
+        args, gen, search, filters, scorer = configs(out, pairs_file, tiny_llama_dir, generator(server, 0))
+        scorer = dataclasses.replace(
+            scorer,
+            scorer_backend="openai",
+            scorer_base_url=server.base_url,
+            scorer_max_retries=0,
+            scorer_max_length=4000,
+        )
+        search = dataclasses.replace(search, search_min_gain="0")  # a served scorer's noise floor is not measured
+        never_stop = dataclasses.replace(gen, generator_outage_consecutive=0, generator_outage_share=1.0)
+        return synthesis.synthesize(args, never_stop, search, filters, scorer, process_index=0, num_processes=1)
+
+    with OpenAIServer(handler) as server:
+        clean = run(tmp_path / "clean", server)
+        scored["count"], scored["fail"] = 0, {15}  # a scorer request of a middle piece is lost
+        with pytest.raises(PiecesFailed, match="ScorerUnavailable|scorer") as failed:
+            run(tmp_path / "faulty", server)
+        assert server.base_url in str(failed.value)
+        assert len(written(tmp_path / "faulty")) == ROWS // 2 - 1  # one piece failed, the others were written
+        scored["fail"] = range(0)
+        summary = run(tmp_path / "faulty", server)
+    assert rows_of(tmp_path / "faulty") == rows_of(tmp_path / "clean")
+    assert summary["generator_failed_pieces"] == 1 and summary["kept"] == clean["kept"]
