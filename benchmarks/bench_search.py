@@ -130,19 +130,26 @@ def plain_prefill_seconds(model, lengths: list[int]) -> float:
 
 @torch.inference_mode()
 def plain_decode_step_seconds(model, batch: int, context: int, steps: int = 4) -> float:
-    """The time of one plain forward decode step (a token per row, a key/value cache of ``context`` columns)."""
-    cache = buffered_cache(model.config)
-    ids = torch.randint(100, model.config.vocab_size - 1, (batch, context), device=model.device)
-    model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    """The time of one plain forward decode step: a token per row over a key/value cache of ``context`` columns
+    (random keys and values: attention costs the same whatever they hold), the median of ``steps`` after a warm-up."""
+    config = model.config
+    heads = config.num_key_value_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    cache = buffered_cache(config)
+    for layer in cache.layers:
+        shape = (batch, heads, context, head_dim)
+        kv = torch.randn(shape, dtype=model.dtype, device=model.device)
+        layer.lazy_initialization(kv, kv)
+        layer.update(kv, torch.randn_like(kv))
     times = []
     for i in range(steps + 1):
         for layer in cache.layers:
             layer.reserve(1)
-        token = torch.randint(100, model.config.vocab_size - 1, (batch, 1), device=model.device)
+        token = torch.randint(100, config.vocab_size - 1, (batch, 1), device=model.device)
         start = time.perf_counter()
         model(input_ids=token, past_key_values=cache, use_cache=True, position_ids=torch.full((batch, 1), context + i))
         times.append(time.perf_counter() - start)
-    return sorted(times[1:])[len(times[1:]) // 2]  # the median after a warm-up step
+    return sorted(times[1:])[len(times[1:]) // 2]
 
 
 def generation_limit(model, calls: list[dict]) -> dict:

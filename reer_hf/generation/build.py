@@ -24,7 +24,9 @@ def build_generator(config: GeneratorConfig, shared: tuple | None = None) -> Gen
                 attn_implementation=config.generator_attn_implementation,
             )
         model, tokenizer = shared
-        return TransformersGenerator(model, tokenizer, batch_size=config.generator_batch_size)
+        return TransformersGenerator(
+            model, tokenizer, batch_size=config.generator_batch_size, carry_prompts=config.generator_carry_prompts
+        )
     if config.generator_backend == "vllm":
         return VLLMGenerator(config)
     return OpenAIGenerator(config)

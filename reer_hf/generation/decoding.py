@@ -5,7 +5,8 @@ Why not ``model.generate``: it prefills each of a prompt's ``n`` samples on its 
 the prompt), keeps finished rows in the batch until the longest one ends, and grows its ``DynamicCache`` with
 ``torch.cat``, which copies the whole cache at every decode step. Here:
 
-- each distinct prompt runs once, unpadded, and its keys and values are copied into the slots of its samples;
+- each distinct prompt runs once, unpadded, and its keys and values are copied into the slots of its samples; a
+  prompt that starts like one of an earlier call (:class:`PromptCache`) computes only the tokens it adds;
 - the cache is a buffer with room to grow (:class:`BufferedLayer`): a step writes one column, never copies the rest;
 - a finished sample leaves the batch, and the left padding no remaining sample needs is cut off;
 - each sample draws from its own ``torch.Generator``, seeded by its request and its index, so what it writes does not
@@ -18,6 +19,7 @@ the prompt), keeps finished rows in the batch until the longest one ends, and gr
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -99,6 +101,48 @@ def buffered_cache(config) -> DynamicCache:
     return cache
 
 
+class PromptCache:
+    """The prefilled keys and values of the last ``capacity`` prompts (least recently used dropped first), so a prompt
+    that starts like an earlier one computes only what it adds: the search's next step of a row repeats the
+    instructions, the query, the answer and the thinking before the segment. Memory: prompts x tokens x the model's
+    key/value bytes per token."""
+
+    def __init__(self, capacity: int, min_tokens: int = 16):
+        self.capacity, self.min_tokens = capacity, min_tokens
+        self.entries: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def start(self, ids: Sequence[int], config) -> tuple[DynamicCache, int]:
+        """A cache holding the longest cached prefix of ``ids`` (all but its last token at most), and its length."""
+        cache = DynamicCache(config=config)
+        best, common = None, 0
+        wanted = torch.tensor(ids)
+        for key in self.entries:
+            n = min(len(key), len(ids) - 1)
+            if n <= common:
+                continue
+            differ = (torch.tensor(key[:n]) != wanted[:n]).nonzero()
+            shared = int(differ[0]) if len(differ) else n
+            if shared > common:
+                best, common = key, shared
+        if best is None or common < self.min_tokens:
+            return cache, 0
+        self.entries.move_to_end(best)
+        for layer, (keys, values) in zip(cache.layers, self.entries[best], strict=True):
+            layer.update(keys[..., :common, :], values[..., :common, :])
+        return cache, common
+
+    def add(self, ids: Sequence[int], cache: DynamicCache) -> None:
+        if self.capacity < 1:
+            return
+        self.entries[tuple(ids)] = [(layer.keys, layer.values) for layer in cache.layers]
+        self.entries.move_to_end(tuple(ids))
+        while len(self.entries) > self.capacity:
+            self.entries.popitem(last=False)
+
+
 @dataclass
 class SamplingRule:
     """How the next token is chosen, as ``generate`` takes it (temperature 0: greedy)."""
@@ -116,6 +160,7 @@ class DecodeStats:
     sample, what ``num_return_sequences`` prefills), decode steps, the tokens decoded, and the time of each phase."""
 
     prompt_tokens: int = 0
+    carried_prompt_tokens: int = 0  # prompt tokens whose keys and values came from an earlier call's prompt
     requested_prompt_tokens: int = 0
     decoded_tokens: int = 0
     decode_steps: int = 0
@@ -179,10 +224,11 @@ def decode(
     eos_ids: set[int],
     stopped: Callable[[list[int]], bool] | None = None,
     stats: DecodeStats | None = None,
+    carry: PromptCache | None = None,
 ) -> list[tuple[list[int], str]]:
     """The continuation of each sample: ``samples`` are ``(prompt index, seed)`` pairs (seed None: unseeded), and
     each comes back as its new token ids (an end-of-sequence token left out) and why it ended (``eos``, ``stop``:
-    ``stopped(ids)`` said so after a token, or ``length``)."""
+    ``stopped(ids)`` said so after a token, or ``length``). ``carry`` keeps prompts' prefills between calls."""
     stats = stats if stats is not None else DecodeStats()
     device = model.device
     vocab = model.get_output_embeddings().weight.shape[0]
@@ -191,11 +237,14 @@ def decode(
     used = sorted({p for p, _ in samples})
     prefilled: dict[int, tuple[torch.Tensor, DynamicCache]] = {}
     for p in used:
-        cache = DynamicCache(config=model.config)
-        ids = torch.tensor([list(prompts[p])], device=device)
+        cache, done = carry.start(prompts[p], model.config) if carry else (DynamicCache(config=model.config), 0)
+        ids = torch.tensor([list(prompts[p])[done:]], device=device)
         out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
         prefilled[p] = (out.logits[0, -1], cache)
         stats.prompt_tokens += ids.shape[1]
+        stats.carried_prompt_tokens += done
+        if carry:
+            carry.add(prompts[p], cache)
     stats.requested_prompt_tokens += sum(len(prompts[p]) for p, _ in samples)
     # the samples' slots: prompt p's cache copied right-aligned into each of its samples' rows
     lengths = torch.tensor([len(prompts[p]) for p, _ in samples], device=device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from reer_hf.generation.base import Generator, render_prompt
 from reer_hf.generation.completion import FINISH_LENGTH, FINISH_STOP, Completion, Request, Sampling, cut_at_stop
-from reer_hf.generation.decoding import ENDED_EOS, ENDED_LENGTH, DecodeStats, SamplingRule, decode
+from reer_hf.generation.decoding import ENDED_EOS, ENDED_LENGTH, DecodeStats, PromptCache, SamplingRule, decode
 
 
 def sample_seed(base: int | None, sample: int) -> int | None:
@@ -16,9 +16,11 @@ def sample_seed(base: int | None, sample: int) -> int | None:
 
 class TransformersGenerator(Generator):
     """Local sampling with a transformers model, ``batch_size`` requests (each with its ``n`` samples) per call of
-    the decoder. A request's seed is its own (``Request.seed``) or ``sampling.seed`` plus its index in the call."""
+    the decoder. A request's seed is its own (``Request.seed``) or ``sampling.seed`` plus its index in the call.
+    ``carry_prompts``: prompts whose prefill is kept for later calls
+    (:class:`~reer_hf.generation.decoding.PromptCache`; 0: none); :meth:`reset` forgets them."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 16):
+    def __init__(self, model, tokenizer, batch_size: int = 16, carry_prompts: int = 64):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
@@ -26,6 +28,12 @@ class TransformersGenerator(Generator):
         self.eos_ids = self._eos_ids()
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
         self.decode_stats = DecodeStats()
+        self.carry = PromptCache(carry_prompts) if carry_prompts else None
+
+    def reset(self) -> None:
+        """Forget the carried prompts (the search calls it at each batch, whose rows are new)."""
+        if self.carry:
+            self.carry.clear()
 
     def _eos_ids(self) -> set[int]:
         ids = self.model.generation_config.eos_token_id

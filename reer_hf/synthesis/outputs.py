@@ -119,9 +119,10 @@ def summarize(ds, stats: Counter, wall_seconds: float) -> dict:
         "generator_requests": stats.get("generator_requests", 0),
         "generator_errors": stats.get("generator_errors", 0),
         "generator_retries": stats.get("generator_retries", 0),
-        # prompt tokens the generator prefilled (a local backend: each distinct prompt once; a server: as it reports
-        # them) and what prefilling every sample on its own would cost
+        # prompt tokens the generator prefilled (a local backend: each distinct prompt once, less what it carried
+        # from an earlier step's prompt; a server: as it reports them), and what prefilling each sample would cost
         "generator_prompt_tokens": stats.get("generator_prompt_tokens", 0),
+        "generator_prompt_tokens_carried": stats.get("generator_prompt_tokens_carried", 0),
         "generator_prompt_tokens_requested": stats.get("generator_prompt_tokens_requested", 0),
         # attempts whose generator requests failed in transport (each piece later redone) and the time they cost
         "generator_failed_pieces": stats.get("generator_failed_pieces", 0),

@@ -106,9 +106,9 @@ class Searcher:
         start = time.perf_counter()
         if self.config.measures_noise and self.noise_floor is None:  # used on its own: the first batch's rows
             self.measure_noise(batch[self.query_column], batch[self.answer_column])
-        reset = getattr(self.scorer.backend, "reset", None)
-        if reset:
-            reset()  # carried prefixes belong to the previous batch's rows
+        for reset in (getattr(self.scorer.backend, "reset", None), getattr(self.generator, "reset", None)):
+            if reset:
+                reset()  # carried prefixes and prompts belong to the previous batch's rows
         n = len(batch[self.query_column])
         duplicates = batch.get("duplicate_of") or [None] * n
         items = [
