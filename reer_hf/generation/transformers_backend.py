@@ -86,13 +86,15 @@ class TransformersGenerator(Generator):
             max_new_tokens=sampling.max_new_tokens,
         )
         stopped = self._stopped(list(sampling.stop)) if sampling.stop else None
-        before = self.decode_stats.prompt_tokens, self.decode_stats.requested_prompt_tokens
+        stats = self.decode_stats
+        before = stats.prompt_tokens, stats.requested_prompt_tokens, stats.carried_prompt_tokens
         decoded = (
-            decode(self.model, prompts, samples, rule, self.eos_ids, stopped, self.decode_stats) if samples else []
+            decode(self.model, prompts, samples, rule, self.eos_ids, stopped, stats, self.carry) if samples else []
         )
         with self._stats_lock:
-            self.stats["prompt_tokens"] += self.decode_stats.prompt_tokens - before[0]
-            self.stats["prompt_tokens_requested"] += self.decode_stats.requested_prompt_tokens - before[1]
+            self.stats["prompt_tokens"] += stats.prompt_tokens - before[0]
+            self.stats["prompt_tokens_requested"] += stats.requested_prompt_tokens - before[1]
+            self.stats["prompt_tokens_carried"] += stats.carried_prompt_tokens - before[2]
         results: list[list[Completion]] = [[] for _ in requests]
         for i in too_long:
             error = f"prompt longer than the generator's context ({self.max_positions} tokens)"

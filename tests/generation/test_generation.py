@@ -149,9 +149,10 @@ def test_transformers_prefill_is_in_the_prompt(tiny_generator, requests_5):
     assert rendered.endswith("<|im_start|>assistant\n" + PREFILL)
     seen = []
     model = tiny_generator.model
+    whole = TransformersGenerator(model, tok, carry_prompts=0)  # nothing carried: every prompt is prefilled whole
     hook = model.register_forward_pre_hook(lambda m, args, kw: seen.append(kw["input_ids"]), with_kwargs=True)
     try:
-        tiny_generator.generate(requests_5[:2], GREEDY)
+        whole.generate(requests_5[:2], GREEDY)
     finally:
         hook.remove()
     for prefill, request in zip(seen[:2], requests_5[:2], strict=True):  # one unpadded prefill per prompt
@@ -517,7 +518,7 @@ def test_transformers_greedy_equals_generate_of_each_prompt_alone(tiny_tokenizer
 
 def test_transformers_prefills_each_distinct_prompt_once(tiny_tokenizer, requests_5):
     model = build_tiny_model("llama", len(tiny_tokenizer)).eval()
-    generator = TransformersGenerator(model, tiny_tokenizer)
+    generator = TransformersGenerator(model, tiny_tokenizer, carry_prompts=0)  # each prompt prefilled whole
     generator.eos_ids = set()  # no sample ends early: every one is in the decode batch
     requests = [requests_5[0], requests_5[1], Request(requests_5[0].messages, requests_5[0].prefill)]  # one repeated
     seen = []
@@ -594,3 +595,31 @@ def test_generator_and_scorer_share_weights_whenever_the_resolved_dtype_agrees()
         GeneratorConfig(generator_model="some/other-model", generator_dtype="fp32", **cpu),
         ScorerConfig(scorer_dtype="fp32", scorer_device="cpu"),
     )
+
+
+def test_a_prompt_that_starts_like_an_earlier_one_prefills_only_what_it_adds(tiny_tokenizer):
+    """The search's next step repeats the previous prompt's start: its prefill runs from the carried keys and values
+    and decodes what a fresh prefill decodes."""
+    model = build_tiny_model("llama", len(tiny_tokenizer)).eval()
+    carried = TransformersGenerator(model, tiny_tokenizer, carry_prompts=4)
+    fresh = TransformersGenerator(model, tiny_tokenizer, carry_prompts=0)
+    first = Request(chat("The query and the answer, repeated at every step. " * 6 + "Segment one."), PREFILL)
+    second = Request(chat("The query and the answer, repeated at every step. " * 6 + "Segment two, longer."), PREFILL)
+    greedy = Sampling(n=2, temperature=0.0, max_new_tokens=8)
+    carried.generate([first], greedy)
+    seen = []
+    hook = model.register_forward_pre_hook(lambda m, args, kw: seen.append(kw["input_ids"].shape[1]), with_kwargs=True)
+    try:
+        out = carried.generate([second], greedy)
+    finally:
+        hook.remove()
+    ids = [
+        tiny_tokenizer(render_prompt(tiny_tokenizer, r), add_special_tokens=False)["input_ids"]
+        for r in (first, second)
+    ]
+    shared = next(k for k, (a, b) in enumerate(zip(*ids, strict=False)) if a != b)
+    assert seen[0] == len(ids[1]) - shared  # only the tokens after the shared start
+    assert carried.stats["prompt_tokens_carried"] == shared > 50
+    assert texts(out) == texts(fresh.generate([second], greedy))
+    carried.reset()
+    assert not carried.carry.entries
