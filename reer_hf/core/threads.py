@@ -1,5 +1,5 @@
 """How many torch threads a CPU run should use: never more than the cores it may run on and that no other process
-keeps busy.
+keeps busy, looked at again as the run goes (:class:`ThreadGovernor`), since other processes come and go.
 
 Over-subscription is the costly mistake on a shared machine: a decode step of the demo model took 178 ms with one
 thread and 2.4 s with two while another process held the second core, because torch's threads wait on each other at
@@ -80,7 +80,59 @@ def choose_threads(option: str | int) -> tuple[int, str]:
     return threads, f"{usable} usable cores, {busy} busy with other processes"
 
 
+def _own_cpu_jiffies() -> int:
+    """CPU time this process has used (all its threads), in clock ticks."""
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+class ThreadGovernor:
+    """For ``auto``: at each :meth:`adjust`, how many cores other processes kept busy since the last one (the busy
+    time of the cores this process may use, less its own CPU time), and torch's threads set to the usable cores left,
+    at least 1. It reads two /proc files; a change is logged."""
+
+    def __init__(self, ceiling: int):
+        self.ceiling = ceiling
+        self.usable = usable_cores()
+        self._last: tuple[float, dict[int, tuple[int, int]], int] | None = None
+        self._mark()
+
+    def _mark(self) -> None:
+        try:
+            self._last = (time.monotonic(), _cpu_times(), _own_cpu_jiffies())
+        except (OSError, ValueError, IndexError):
+            self._last = None
+
+    def adjust(self) -> int:
+        """Set and return the thread count for the cores left free since the last call."""
+        previous = self._last
+        self._mark()
+        if previous is None or self._last is None:
+            return torch.get_num_threads()
+        (t0, cpus0, own0), (t1, cpus1, own1) = previous, self._last
+        allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(cpus1)
+        busy = sum(cpus1[c][0] - cpus0[c][0] for c in allowed if c in cpus0 and c in cpus1)
+        ticks = (t1 - t0) * os.sysconf("SC_CLK_TCK")
+        if ticks < 1:  # too short a look to tell
+            return torch.get_num_threads()
+        others = max(0.0, (busy - (own1 - own0)) / ticks)
+        threads = max(1, min(self.usable - round(others), self.ceiling))
+        if threads != torch.get_num_threads():
+            logger.info(
+                "torch threads: %d (other processes kept %.1f of %d usable cores busy)", threads, others, self.usable
+            )
+            torch.set_num_threads(threads)
+        return threads
+
+
 _applied: dict[str, int] = {}
+_governor: ThreadGovernor | None = None
+
+
+def adjust_torch_threads() -> int:
+    """Under ``auto``, fit torch's threads to the cores other processes left free since the last call (the generator
+    asks before each batch); otherwise the set count."""
+    return _governor.adjust() if _governor is not None else torch.get_num_threads()
 
 
 def set_torch_threads(option: str | int) -> int:
@@ -88,8 +140,11 @@ def set_torch_threads(option: str | int) -> int:
     and process: the scorer and the generator of one run ask alike."""
     if str(option) in _applied and torch.get_num_threads() == _applied[str(option)]:
         return _applied[str(option)]
+    global _governor
+    ceiling = torch.get_num_threads()
     threads, why = choose_threads(option)
     torch.set_num_threads(threads)
     _applied[str(option)] = threads
+    _governor = ThreadGovernor(max(threads, min(ceiling, usable_cores()))) if str(option) == "auto" else None
     logger.info("torch threads: %d (%s; generator_torch_threads=%s)", threads, why, option)
     return threads

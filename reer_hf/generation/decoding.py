@@ -27,8 +27,12 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from reer_hf.core.threads import adjust_torch_threads
+
 #: Columns a buffer gains when it is full (beyond what the current call asked for).
 GROWTH = 256
+#: Decode steps between two looks at the cores other processes keep busy (torch threads ``auto``).
+THREADS_EVERY = 32
 #: Tokens searched for the nucleus before a full sort.
 NUCLEUS_CANDIDATES = 256
 
@@ -281,6 +285,8 @@ def decode(
     ended: list[str] = [ENDED_LENGTH] * len(samples)
     active = list(range(len(samples)))  # sample index of each batch row
     for step in range(rule.max_new_tokens):
+        if step and step % THREADS_EVERY == 0:
+            adjust_torch_threads()
         tokens = choose(process_logits(logits, seen, rule), rule, [generators[i] for i in active])
         keep = []
         for row, (i, token) in enumerate(zip(active, tokens, strict=True)):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from reer_hf.core.threads import adjust_torch_threads
 from reer_hf.generation.base import Generator, render_prompt
 from reer_hf.generation.completion import FINISH_LENGTH, FINISH_STOP, Completion, Request, Sampling, cut_at_stop
 from reer_hf.generation.decoding import ENDED_EOS, ENDED_LENGTH, DecodeStats, PromptCache, SamplingRule, decode
@@ -45,6 +46,7 @@ class TransformersGenerator(Generator):
     def _generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
         out: list[list[Completion]] = []
         for lo in range(0, len(requests), self.batch_size):
+            adjust_torch_threads()  # other processes come and go: never more threads than the cores they leave
             out.extend(self._generate_chunk(requests[lo : lo + self.batch_size], sampling, lo))
         return out
 

@@ -76,3 +76,33 @@ def test_the_choice_is_set_and_logged_once(monkeypatch, caplog):
         ]
     finally:
         torch.set_num_threads(previous)
+
+
+@needs_affinity
+def test_auto_gives_a_core_back_when_another_process_takes_it_and_takes_it_again_after(monkeypatch):
+    """Under auto the governor looks again as the run goes: a process that starts spinning on one of two usable
+    cores takes a thread away at the next look, and its end gives it back."""
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    cpu = max(os.sched_getaffinity(0))
+    previous = torch.get_num_threads()
+    governor = threads.ThreadGovernor(ceiling=2)
+    torch.set_num_threads(2)
+    spin = (
+        f"import os, time; os.sched_setaffinity(0, {{{cpu}}}); end = time.time() + 20\nwhile time.time() < end: pass"
+    )
+    child = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        governor.adjust()
+        time.sleep(1.0)  # this process idle, the child spinning
+        assert governor.adjust() == 1 == torch.get_num_threads()
+    finally:
+        child.kill()
+        child.wait()
+    try:
+        governor.adjust()
+        time.sleep(1.0)
+        quiet = governor.adjust()
+        busy_elsewhere = busy_cores(0.3)  # another test process may hold a core: then one thread is right
+        assert quiet == 2 - busy_elsewhere or (busy_elsewhere and quiet == 1)
+    finally:
+        torch.set_num_threads(previous)
