@@ -317,7 +317,8 @@ def decode(
         if seen is not None:
             seen.scatter_(1, new, True)
         length = width + step + 1  # cached columns after this token
-        mask = (torch.arange(length, device=device)[None, :] >= pads[:, None]).long()
+        # no mask where no row is padded: attention then runs on the grouped key/value heads without one
+        mask = (torch.arange(length, device=device)[None, :] >= pads[:, None]).long() if bool(pads.any()) else None
         positions = (lengths.new_tensor([len(outputs[i]) - 1 for i in active]) + (width - pads))[:, None]
         for layer in cache.layers:
             layer.reserve(1)
