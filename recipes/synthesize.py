@@ -1,6 +1,6 @@
 """Synthesize deep-thinking trajectories with the REER search (the paper's search and filters).
 
-Usage (the demo: the built-in demo model as generator and scorer on the bundled pairs, CPU, ~4.5 minutes on 2 cores):
+Usage (the demo: the built-in demo model as generator and scorer on the bundled pairs, CPU, ~3.5 minutes on 2 cores):
     python recipes/synthesize.py --config recipes/demo/synthesize.yaml
 
 The paper's setting (a Qwen2.5-32B-Instruct generator served by `vllm serve`, a Qwen3-8B-Base scorer per GPU):
