@@ -30,6 +30,7 @@ from collections import Counter
 
 import torch
 from datasets import Dataset
+from transformers import DynamicCache
 
 from reer_hf.core.data import demo_pairs
 from reer_hf.core.models import DEMO_MODEL, load_causal_lm, resolve_device, resolve_dtype
@@ -107,50 +108,53 @@ class CallRecorder:
                 "seconds": seconds,
                 "batches": stats.batch_sizes[steps],
                 "contexts": stats.contexts[steps],
-                "prompt_lengths": [
-                    len(ids)
-                    for ids in self.generator.tokenizer(
-                        list(dict.fromkeys(render_prompt(self.generator.tokenizer, r) for r in requests)),
-                        add_special_tokens=False,
-                    )["input_ids"]
-                ],
+                "prompts": self.generator.tokenizer(
+                    list(dict.fromkeys(render_prompt(self.generator.tokenizer, r) for r in requests)),
+                    add_special_tokens=False,
+                )["input_ids"],
             }
         )
         return out
 
 
 @torch.inference_mode()
-def plain_prefill_seconds(model, lengths: list[int]) -> float:
-    """The time of plain forward passes over prompts of these lengths (random ids, batch 1, the last logits)."""
+def plain_prefill_seconds(model, prompts: list[list[int]]) -> float:
+    """The time of plain forward passes over these prompts (batch 1, the last logits). Real prompts, not random ids:
+    random tokens give activations whose matmuls run far slower on CPUs (subnormal numbers), a limit that is none."""
     start = time.perf_counter()
-    for n in lengths:
-        ids = torch.randint(100, model.config.vocab_size - 1, (1, n), device=model.device)
-        model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    for ids in prompts:
+        model(input_ids=torch.tensor([ids], device=model.device), use_cache=True, logits_to_keep=1)
     return time.perf_counter() - start
 
 
 @torch.inference_mode()
-def plain_decode_step_seconds(model, batch: int, context: int, steps: int = 4) -> float:
-    """The time of one plain forward decode step: a token per row over a key/value cache of ``context`` columns
-    (random keys and values: attention costs the same whatever they hold), the median of ``steps`` after a warm-up."""
-    config = model.config
-    heads = config.num_key_value_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    cache = buffered_cache(config)
-    for layer in cache.layers:
-        shape = (batch, heads, context, head_dim)
-        kv = torch.randn(shape, dtype=model.dtype, device=model.device)
-        layer.lazy_initialization(kv, kv)
-        layer.update(kv, torch.randn_like(kv))
-    times = []
-    for i in range(steps + 1):
-        for layer in cache.layers:
-            layer.reserve(1)
-        token = torch.randint(100, config.vocab_size - 1, (batch, 1), device=model.device)
-        start = time.perf_counter()
-        model(input_ids=token, past_key_values=cache, use_cache=True, position_ids=torch.full((batch, 1), context + i))
-        times.append(time.perf_counter() - start)
-    return sorted(times[1:])[len(times[1:]) // 2]
+def plain_decode_step_seconds(model, prompt: list[int], groups: dict[int, int], steps: int = 4) -> dict[int, float]:
+    """Per batch size, the time of one plain forward decode step (a token per row) over a key/value cache of the given
+    context: the cache of one real prompt (repeated to the longest context) cut to the context and copied to every
+    row; the median of ``steps`` after a warm-up."""
+    longest = max(groups.values())
+    ids = (prompt * (longest // len(prompt) + 1))[:longest]
+    full = DynamicCache(config=model.config)
+    model(input_ids=torch.tensor([ids], device=model.device), past_key_values=full, use_cache=True, logits_to_keep=1)
+    out = {}
+    for batch, context in groups.items():
+        cache = buffered_cache(model.config)
+        for layer, source in zip(cache.layers, full.layers, strict=True):
+            keys = source.keys[..., :context, :].expand(batch, -1, -1, -1).contiguous()
+            values = source.values[..., :context, :].expand(batch, -1, -1, -1).contiguous()
+            layer.lazy_initialization(keys, values)
+            layer.update(keys, values)
+        times = []
+        for i in range(steps + 1):
+            for layer in cache.layers:
+                layer.reserve(1)
+            token = torch.tensor([[ids[(context + i) % len(ids)]]] * batch, device=model.device)
+            start = time.perf_counter()
+            position = torch.full((batch, 1), context + i, device=model.device)
+            model(input_ids=token, past_key_values=cache, use_cache=True, position_ids=position)
+            times.append(time.perf_counter() - start)
+        out[batch] = sorted(times[1:])[len(times[1:]) // 2]
+    return out
 
 
 def generation_limit(model, calls: list[dict]) -> dict:
@@ -160,15 +164,15 @@ def generation_limit(model, calls: list[dict]) -> dict:
     for call in calls:
         # plain forward passes at the distinct prompts' lengths give the prefill rate; the limit is that rate over the
         # tokens this call computed (what sharing and carrying saved is reported apart, not counted as speed)
-        plain_rate = sum(call["prompt_lengths"]) / plain_prefill_seconds(model, call["prompt_lengths"])
+        lengths = [len(ids) for ids in call["prompts"]]
+        plain_rate = sum(lengths) / plain_prefill_seconds(model, call["prompts"])
         prefill = call["prompt_tokens"] / plain_rate
         groups: dict[int, list[int]] = {}
         for batch, context in zip(call["batches"], call["contexts"], strict=True):
             groups.setdefault(batch, []).append(context)
-        decode = sum(
-            len(ctx) * plain_decode_step_seconds(model, batch, round(sum(ctx) / len(ctx)))
-            for batch, ctx in groups.items()
-        )
+        means = {batch: round(sum(ctx) / len(ctx)) for batch, ctx in groups.items()}
+        step = plain_decode_step_seconds(model, max(call["prompts"], key=len), means) if groups else {}
+        decode = sum(len(ctx) * step[batch] for batch, ctx in groups.items())
         decoded = sum(call["batches"])
         out.append(
             {
