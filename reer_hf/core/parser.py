@@ -17,15 +17,20 @@ __all__ = ["RecipeParser"]
 class RecipeParser(TrlParser):
     """``TrlParser`` (YAML ``--config`` plus command-line overrides, unknown keys refused) that keeps our own field
     metadata (``resume_safe``) away from argparse, which would take every metadata key for an ``add_argument``
-    keyword."""
+    keyword, and escapes ``%`` in help texts, which argparse would read as a format code (``--help`` would crash)."""
 
     @staticmethod
     def _parse_dataclass_field(parser: ArgumentParser, field: dataclasses.Field) -> None:
         own = OWN_METADATA & field.metadata.keys()
-        if not own:
+        help_text = field.metadata.get("help")
+        escape = isinstance(help_text, str) and "%" in help_text
+        if not own and not escape:
             return HfArgumentParser._parse_dataclass_field(parser, field)
         saved = field.metadata
-        field.metadata = MappingProxyType({k: v for k, v in saved.items() if k not in own})
+        metadata = {k: v for k, v in saved.items() if k not in own}
+        if escape:
+            metadata["help"] = help_text.replace("%", "%%")
+        field.metadata = MappingProxyType(metadata)
         try:
             return HfArgumentParser._parse_dataclass_field(parser, field)
         finally:
